@@ -1,0 +1,1 @@
+"""cx-stream: live customer-satisfaction KPIs from survey events (Kafka, Faust, Prometheus)."""

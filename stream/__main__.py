@@ -1,0 +1,14 @@
+"""`python -m stream COMMAND`: Faust's CLI (worker, ...) plus the project's commands."""
+
+from __future__ import annotations
+
+from stream import commands  # noqa: F401  (registers the project's commands on the app)
+from stream.worker import app
+
+
+def main() -> None:
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""A real single-node Apache Kafka (KRaft) on 127.0.0.1, resolved from Maven Central, no Docker."""
+
+from stream.localkafka.broker import BrokerError, LocalBroker
+
+__all__ = ["BrokerError", "LocalBroker"]

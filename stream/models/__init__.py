@@ -1,0 +1,21 @@
+"""v1 event models of every topic in the contract (msgspec structs: strict, fast, schema-exportable)."""
+
+from stream.models.deadletter import DeadLetter, DeadLetterSource
+from stream.models.dispatch import Dispatch
+from stream.models.lifecycle import LifecycleEvent
+from stream.models.raw import EmailAnswer, IvrCall, SmsReply
+from stream.models.response import Acsi, CsiRating, Scores, SurveyResponse
+
+__all__ = [
+    "Acsi",
+    "CsiRating",
+    "DeadLetter",
+    "DeadLetterSource",
+    "Dispatch",
+    "EmailAnswer",
+    "IvrCall",
+    "LifecycleEvent",
+    "Scores",
+    "SmsReply",
+    "SurveyResponse",
+]

@@ -1,0 +1,88 @@
+"""The Faust application: settings -> faust.App, topics declared with explicit partitions."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from stream.pipeline.metrics import PipelineMetrics
+from stream.pipeline.topics import TopicNames, ensure_topics
+from stream.settings import KafkaSettings, Settings, get_kafka_settings, get_settings
+
+
+def broker_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    """Faust credentials carrying the contract's KAFKA_SECURITY_* settings."""
+    context = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
+    if kafka.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+class CxApp(faust.App):
+    """faust.App plus the project's settings, topic handles and metrics registry."""
+
+    settings: Settings
+    kafka: KafkaSettings
+    names: TopicNames
+    registry: CollectorRegistry
+    metrics: PipelineMetrics
+    topics_by_name: dict[str, faust.TopicT]
+
+    async def on_start(self) -> None:
+        # Create the contract's topics (explicit partition counts) before any consumer subscribes.
+        await ensure_topics(self.settings, self.kafka)
+        await super().on_start()
+
+    def raw_topic(self, name: str) -> faust.TopicT:
+        """A topic of raw bytes (we decode ourselves, to dead-letter what does not parse)."""
+        topic = self.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=self.settings.partitions,
+        )
+        self.topics_by_name[name] = topic
+        return topic
+
+
+def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = None) -> CxApp:
+    settings = settings or get_settings()
+    kafka = kafka or get_kafka_settings()
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        "broker_credentials": broker_credentials(kafka),
+        "store": "rocksdb://",
+        "datadir": str(settings.data_dir),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": 1,
+        "topic_allow_declare": True,
+        "topic_disable_leader": True,
+        "web_port": settings.web_port,
+        "web_host": "0.0.0.0",
+        "producer_acks": -1,
+        "consumer_auto_offset_reset": "earliest",
+    }
+    app = CxApp(settings.app_id, **options)
+    app.settings = settings
+    app.kafka = kafka
+    app.names = TopicNames.from_settings(settings)
+    app.registry = CollectorRegistry()
+    app.metrics = PipelineMetrics(app.registry)
+    app.topics_by_name = {}
+    for name in app.names.all():
+        app.raw_topic(name)
+    return app

@@ -1,0 +1,63 @@
+"""Every topic of the contract, with the partition count the project declares for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stream.settings import KafkaSettings, Settings
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    raw_ivr: str
+    raw_sms: str
+    raw_email: str
+    responses: str
+    dispatches: str
+    lifecycle: str
+    deadletter: str
+    snapshots: str
+    followups: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicNames:
+        t = settings.topic
+        return cls(
+            raw_ivr=t("raw.ivr"),
+            raw_sms=t("raw.sms"),
+            raw_email=t("raw.email"),
+            responses=t("responses"),
+            dispatches=t("dispatches"),
+            lifecycle=t("lifecycle"),
+            deadletter=t("deadletter"),
+            snapshots=t("kpi.snapshots"),
+            followups=t("followups"),
+        )
+
+    def all(self) -> list[str]:
+        return list(vars(self).values())
+
+
+async def ensure_topics(settings: Settings, kafka: KafkaSettings) -> list[str]:
+    """Create the contract's topics that do not exist yet, with `settings.partitions` each.
+
+    The broker does not auto-create topics (its default partition count would not match the
+    changelogs Faust derives from them); producers and the worker call this first.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    names = TopicNames.from_settings(settings).all()
+    admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            new = [NewTopic(name, settings.partitions, 1) for name in missing]
+            response = await admin.create_topics(new)
+            for name, code, *_ in getattr(response, "topic_errors", []):
+                if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won)
+                    raise RuntimeError(f"could not create topic {name}: error code {code}")
+        return missing
+    finally:
+        await admin.close()

@@ -1,0 +1,77 @@
+"""Runtime configuration, read from the environment (see README, "Configuration").
+
+Variable names follow ../shared/contract.md; project-specific knobs use the CX_ prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka client settings, shared by the worker, the CLI and the tests."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = Field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    def aiokafka_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        kwargs: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kwargs["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        return kwargs
+
+
+class Settings(BaseSettings):
+    """Worker and pipeline settings."""
+
+    model_config = SettingsConfigDict(env_prefix="CX_", extra="ignore")
+
+    topic_prefix: str = "cx."
+    web_port: int = 6066
+    # Every topic the project declares gets this many partitions; tables' changelogs must match.
+    partitions: int = 4
+    app_id: str = "cx-kpi"
+    data_dir: Path = PROJECT_ROOT / "var" / "worker"
+    # Raw messages larger than this are dead-lettered as `oversized` before any parsing.
+    max_message_bytes: int = 65536
+    # IVR question key -> KPI; keys not listed are ignored.
+    ivr_questions: dict[str, str] = {"1": "nps", "2": "csat", "3": "ces"}
+    # Events further than this in the future are rejected (`future_timestamp`).
+    max_future_seconds: int = 300
+    # Events older than the longest window plus this grace are rejected (`too_old`).
+    late_grace_seconds: int = 3600
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+@lru_cache(maxsize=1)
+def get_kafka_settings() -> KafkaSettings:
+    return KafkaSettings()
