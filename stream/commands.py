@@ -21,13 +21,22 @@ from stream.worker import app
     argument("action", type=click.Choice(["start", "stop", "status"])),
     option("--port", type=int, default=9092, show_default=True, help="client port on 127.0.0.1"),
     option("--controller-port", type=int, default=9093, show_default=True),
-    option("--home", type=click.Path(path_type=Path), default=PROJECT_ROOT / "var" / "kafka",
-           show_default=True, help="jars, data and logs of the local broker"),
-)  # fmt: skip
+    option(
+        "--home",
+        type=click.Path(path_type=Path),
+        default=PROJECT_ROOT / "var" / "kafka",
+        show_default=True,
+        help="jars, data and logs of the local broker",
+    ),
+)
 async def kafka(self: AppCommand, action: str, port: int, controller_port: int, home: Path) -> None:
     """Start, stop or check a real local Apache Kafka broker (KRaft, no Docker)."""
-    broker = LocalBroker(home=home.resolve(), port=port, controller_port=controller_port,
-                         partitions=get_settings().partitions)  # fmt: skip
+    broker = LocalBroker(
+        home=home.resolve(),
+        port=port,
+        controller_port=controller_port,
+        partitions=get_settings().partitions,
+    )
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if action == "start" and configured and configured != broker.address:
         click.echo(f"KAFKA_BOOTSTRAP_SERVERS={configured} points elsewhere: nothing started.")

@@ -70,14 +70,21 @@ class LocalBroker:
             self._require_tool("mvn", "Maven (mvn) is needed to fetch Kafka from Maven Central")
             staging = Path(tempfile.mkdtemp(prefix="jars-", dir=self._ensure_home()))
             command = [
-                "mvn", "-q", "-B", "-f", str(HERE / "pom.xml"),
-                "dependency:copy-dependencies", "-DincludeScope=runtime",
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(HERE / "pom.xml"),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
                 f"-DoutputDirectory={staging}",
-            ]  # fmt: skip
+            ]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 shutil.rmtree(staging, ignore_errors=True)
-                raise BrokerError(f"mvn could not resolve Kafka {KAFKA_VERSION}:\n{done.stdout[-2000:]}")
+                raise BrokerError(
+                    f"mvn could not resolve Kafka {KAFKA_VERSION}:\n{done.stdout[-2000:]}"
+                )
             shutil.rmtree(self.lib, ignore_errors=True)
             staging.rename(self.lib)
             marker.touch()
@@ -99,7 +106,9 @@ class LocalBroker:
         version = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
         match = re.search(r'version "(\d+)', version.stderr)
         if match is None or int(match.group(1)) < 17:
-            raise BrokerError(f"Kafka {KAFKA_VERSION} needs Java 17 or newer; found: {version.stderr.strip()[:80]}")
+            raise BrokerError(
+                f"Kafka {KAFKA_VERSION} needs Java 17 or newer; found {version.stderr[:80]!r}"
+            )
         return java
 
     # -- configuration ------------------------------------------------------------------------
@@ -165,15 +174,27 @@ class LocalBroker:
         self._format(java, classpath, properties)
         log = self.log_file.open("ab")
         process = subprocess.Popen(
-            [java, *JVM_FLAGS, f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}",
-             "-cp", classpath, "kafka.Kafka", str(properties)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [
+                java,
+                *JVM_FLAGS,
+                f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(properties),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pid_file.write_text(str(process.pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise BrokerError(f"the broker exited with {process.returncode}:\n{self._log_tail()}")
+                raise BrokerError(
+                    f"the broker exited with {process.returncode}:\n{self._log_tail()}"
+                )
             if probe(self.address):
                 return f"Kafka {KAFKA_VERSION} started on {self.address} (pid {process.pid})"
             time.sleep(0.25)
@@ -183,19 +204,31 @@ class LocalBroker:
     def _format(self, java: str, classpath: str, properties: Path) -> None:
         cluster_file = self.home / "cluster.id"
         if not cluster_file.exists():
-            cluster_id = self._storage_tool(java, classpath, ["random-uuid"]).strip().splitlines()[-1]
+            cluster_id = (
+                self._storage_tool(java, classpath, ["random-uuid"]).strip().splitlines()[-1]
+            )
             cluster_file.write_text(cluster_id)
         cluster_id = cluster_file.read_text().strip()
         self._storage_tool(
-            java, classpath, ["format", "-t", cluster_id, "-c", str(properties), "--ignore-formatted"]
+            java,
+            classpath,
+            ["format", "-t", cluster_id, "-c", str(properties), "--ignore-formatted"],
         )
 
     def _storage_tool(self, java: str, classpath: str, args: list[str]) -> str:
         done = subprocess.run(
-            [java, f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}", "-cp", classpath,
-             "kafka.tools.StorageTool", *args],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                java,
+                f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}",
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise BrokerError(f"kafka StorageTool {args[0]} failed:\n{done.stderr[-2000:]}")
         return done.stdout
@@ -219,7 +252,10 @@ class LocalBroker:
             return False, f"Kafka is not running (home {self.home})"
         if not probe(self.address):
             return False, f"Kafka process {pid} is up but {self.address} does not answer yet"
-        return True, f"Kafka {KAFKA_VERSION} running on {self.address} (pid {pid}, home {self.home})"
+        return (
+            True,
+            f"Kafka {KAFKA_VERSION} running on {self.address} (pid {pid}, home {self.home})",
+        )
 
     def _log_tail(self, lines: int = 30) -> str:
         try:
@@ -239,7 +275,9 @@ def probe(address: str, timeout: float = 5.0) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def ask() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=address, request_timeout_ms=int(timeout * 1000))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=address, request_timeout_ms=int(timeout * 1000)
+        )
         try:
             await asyncio.wait_for(admin.start(), timeout)
             await asyncio.wait_for(admin.list_topics(), timeout)

@@ -1,1 +1,1 @@
-"""The Faust wiring: app, topics, agents. Thin on purpose: decode, validate, call the domain, emit."""
+"""The Faust wiring: app, topics, agents. Thin: decode, validate, call the domain, emit."""

@@ -19,7 +19,6 @@ from stream.channels import (
     Outcome,
     Rejected,
     TimeLimits,
-    adapt_canonical,
     adapt_email,
     adapt_ivr,
     adapt_sms,
@@ -69,7 +68,13 @@ async def reject(app: CxApp, event: faust.EventT, rejected: Rejected) -> None:
     app.metrics.count(message.topic, "invalid")
     app.metrics.deadletters.labels(message.topic, rejected.reason).inc()
     # Only the reason and coordinates are logged: payloads may hold personal data.
-    log.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, rejected.reason)
+    log.info(
+        "dead-lettered %s[%d]@%d: %s",
+        message.topic,
+        message.partition,
+        message.offset,
+        rejected.reason,
+    )
 
 
 def safe_adapt(adapter: Adapter, raw: object, limits: TimeLimits) -> Outcome:

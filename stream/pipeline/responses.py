@@ -16,7 +16,9 @@ def register_responses(app: CxApp) -> None:
     async def count_responses(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             outcome = safe_adapt(
-                lambda raw, limits: adapt_canonical(raw, limits, size), event.value, time_limits(app)
+                lambda raw, limits: adapt_canonical(raw, limits, size),
+                event.value,
+                time_limits(app),
             )
             if isinstance(outcome, Accepted):
                 app.metrics.count(event.message.topic, "accepted")

@@ -22,9 +22,11 @@ def register_web(app: CxApp) -> None:
     @app.page("/healthz")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            assigned = sorted(
-                f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment()
-            ) if app.consumer else []
+            assigned = (
+                sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+                if app.consumer
+                else []
+            )
             body: dict[str, Any] = {"status": "ok", "assigned": assigned}
             return self.json(body)
 

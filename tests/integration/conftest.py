@@ -1,0 +1,48 @@
+"""Integration fixtures: one real Kafka broker per test session, unique topics per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import BrokerError, start_session_broker
+from tests.support.worker import Worker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    try:
+        address, broker = start_session_broker()
+    except BrokerError as exc:
+        pytest.fail(f"the real Kafka broker could not start, integration tests cannot run:\n{exc}")
+    yield address
+    if broker is not None:
+        broker.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def make_worker(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[type[Worker]]:
+    started: list[Worker] = []
+
+    def factory(name: str = "w1", **env: str) -> Worker:
+        worker = Worker(
+            bootstrap=kafka_bootstrap,
+            prefix=topic_prefix,
+            data_dir=tmp_path / name,
+            app_id=f"{topic_prefix}app",
+            extra_env=env,
+        )
+        started.append(worker)
+        return worker
+
+    yield factory  # type: ignore[misc]
+    for worker in started:
+        worker.stop()

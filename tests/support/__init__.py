@@ -1,0 +1,1 @@
+"""Test helpers: the session broker, worker subprocesses and Kafka I/O."""

@@ -1,0 +1,57 @@
+"""Produce to and read back from the real broker, with bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+
+async def produce(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
+) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    count = 0
+    try:
+        batch = []
+        for key, value in messages:
+            batch.append(await producer.send(topic, value=value, key=key))
+            count += 1
+        await asyncio.gather(*batch)
+    finally:
+        await producer.stop()
+    return count
+
+
+async def read_exactly(
+    bootstrap: str, topic: str, expected: int, timeout: float = 60.0, settle: float = 1.0
+) -> list[ConsumerRecord]:
+    """Every record of `topic` from the start, once `expected` arrived and nothing more came
+    within `settle` seconds (so too many records fail the test instead of going unseen)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            fresh = [record for batch in batches.values() for record in batch]
+            records.extend(fresh)
+            if len(records) >= expected:
+                if fresh or quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since >= settle:
+                    break
+    finally:
+        await consumer.stop()
+    return records
