@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     max_message_bytes: int = 65536
     # IVR question key -> KPI; keys not listed are ignored.
     ivr_questions: dict[str, str] = {"1": "nps", "2": "csat", "3": "ces"}
+    # CSI attribute weights (normalised per response); empty: every rated attribute weighs the same.
+    csi_weights: dict[str, float] = {}
+    # Seconds between two KPI snapshots on cx.kpi.snapshots.
+    snapshot_interval: float = 10.0
     # Events further than this in the future are rejected (`future_timestamp`).
     max_future_seconds: int = 300
     # Events older than the longest window plus this grace are rejected (`too_old`).

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from stream.pipeline.app import create_app
+from stream.pipeline.kpi_engine import KpiEngine
+from stream.pipeline.kpi_views import register_kpi_views
 from stream.pipeline.normalise import register_normalisers
-from stream.pipeline.responses import register_responses
 from stream.pipeline.web import register_web
 
 app = create_app()
 register_normalisers(app)
-register_responses(app)
+engine = KpiEngine(app)
+register_kpi_views(app, engine)
 register_web(app)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from stream.channels.decode import decode
 from stream.channels.outcome import Accepted, Outcome, Reason, Rejected, TimeLimits
-from stream.channels.scales import check_score
-from stream.models import EmailAnswer, Scores, SurveyResponse
+from stream.channels.scales import answer_scores, check_score
+from stream.models import EmailAnswer, SurveyResponse
 
 
 def parse_score(score: int | str) -> int | Rejected:
@@ -39,7 +39,7 @@ def adapt_email(raw: bytes, limits: TimeLimits, max_bytes: int = 65536) -> Outco
             response_id=f"email:{answer.dispatch_id or answer.event_id}",
             channel="email",
             occurred_at=answer.submitted_at,
-            scores=Scores(**{answer.survey: score}),
+            scores=answer_scores({answer.survey: score}),
             customer_id=answer.customer_id,
             queue=answer.queue,
             agent_id=answer.agent_id,

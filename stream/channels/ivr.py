@@ -1,8 +1,9 @@
 """IVR keypresses (cx.raw.ivr) -> SurveyResponse.
 
 Each configured question key (default 1->nps, 2->csat, 3->ces) holds the DTMF string typed by the
-caller. Unanswered keys ("", "*", "#", "timeout") are skipped; a trailing "#" terminator is
-dropped. A call with no usable answer is rejected as `no_answer`; one bad answer rejects the call.
+caller. A trailing "#" terminator is dropped, then unanswered keys ("", "*", "#", "timeout", so
+also "*#") are skipped. A call with no usable answer is rejected as `no_answer`; one bad answer
+rejects the call.
 """
 
 from __future__ import annotations
@@ -11,19 +12,18 @@ from collections.abc import Mapping
 
 from stream.channels.decode import decode
 from stream.channels.outcome import Accepted, Outcome, Reason, Rejected, TimeLimits
-from stream.channels.scales import check_score
-from stream.models import IvrCall, Scores, SurveyResponse
+from stream.channels.scales import answer_scores, check_score
+from stream.models import IvrCall, SurveyResponse
 
 DEFAULT_QUESTIONS: Mapping[str, str] = {"1": "nps", "2": "csat", "3": "ces"}
 _UNANSWERED = frozenset({"", "*", "#", "timeout", "t"})
 
 
-def parse_keypresses(dtmf: str) -> int | None | Rejected:
+def parse_keypresses(dtmf: str) -> int | Rejected | None:
     """The number typed, None when unanswered, or a rejection."""
-    text = dtmf.strip().lower()
-    if text in _UNANSWERED:
+    text = dtmf.strip().lower().rstrip("#")
+    if text in _UNANSWERED:  # also "*#", "##": a skip followed by the terminator
         return None
-    text = text.rstrip("#")
     if not text.isascii() or not text.isdigit() or len(text) > 2:
         return Rejected(Reason.INVALID_VALUE, "IVR answer is not a 1-2 digit keypress")
     return int(text)
@@ -60,7 +60,7 @@ def adapt_ivr(
             response_id=f"ivr:{call.call_id}",
             channel="ivr",
             occurred_at=call.ended_at,
-            scores=Scores(**answers),
+            scores=answer_scores(answers),
             customer_id=call.customer_id,
             queue=call.queue,
             agent_id=call.agent_id,

@@ -61,7 +61,11 @@ class TimeLimits:
 
     def check(self, occurred_at: datetime) -> Rejected | None:
         if occurred_at > self.now + self.max_future:
-            return Rejected(Reason.FUTURE_TIMESTAMP, "event time is more than the allowed skew ahead")
+            return Rejected(
+                Reason.FUTURE_TIMESTAMP, "event time is more than the allowed skew ahead"
+            )
         if occurred_at < self.now - self.max_age:
-            return Rejected(Reason.TOO_OLD, "event time is older than the longest window plus grace")
+            return Rejected(
+                Reason.TOO_OLD, "event time is older than the longest window plus grace"
+            )
         return None

@@ -13,8 +13,8 @@ import unicodedata
 
 from stream.channels.decode import decode
 from stream.channels.outcome import Accepted, OptedOut, Outcome, Reason, Rejected, TimeLimits
-from stream.channels.scales import SCALES, check_score
-from stream.models import Scores, SmsReply, SurveyResponse
+from stream.channels.scales import SCALES, answer_scores, check_score
+from stream.models import SmsReply, SurveyResponse
 
 OPT_OUT_WORDS = frozenset({"stop", "arret", "arreter", "unsubscribe", "stopall", "desabonner"})
 NUMBER_WORDS: dict[str, int] = {
@@ -81,7 +81,7 @@ def adapt_sms(raw: bytes, limits: TimeLimits, max_bytes: int = 65536) -> Outcome
             response_id=response_id,
             channel="sms",
             occurred_at=reply.received_at,
-            scores=Scores(**{reply.survey: score}),
+            scores=answer_scores({reply.survey: score}),
             customer_id=reply.customer_id,
             queue=reply.queue,
             agent_id=reply.agent_id,

@@ -1,4 +1,4 @@
-"""v1 event models of every topic in the contract (msgspec structs: strict, fast, schema-exportable)."""
+"""v1 event models of every topic in the contract (msgspec structs: strict, fast, exportable)."""
 
 from stream.models.deadletter import DeadLetter, DeadLetterSource
 from stream.models.dispatch import Dispatch

@@ -17,8 +17,8 @@ class DeadLetterSource(msgspec.Struct):
 class DeadLetter(msgspec.Struct):
     """`original` holds the exact bytes that were rejected, base64 encoded.
 
-    `reason` is a machine-readable code (see stream/channels/rejections.py); `detail` is a short
-    explanation that never repeats input values, so personal data cannot leak through it.
+    `reason` is a machine-readable code (`Reason` in stream/channels/outcome.py); `detail` is a
+    short explanation that never repeats input values, so personal data cannot leak through it.
     """
 
     version: int

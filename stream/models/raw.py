@@ -29,8 +29,8 @@ class SmsReply(msgspec.Struct):
     message_id: RawId
     received_at: Timestamp
     sender: Annotated[str, msgspec.Meta(max_length=32)] = msgspec.field(name="from")
-    body: Annotated[str, msgspec.Meta(max_length=1600)] = ""
-    survey: SurveyKind = "nps"
+    body: Annotated[str, msgspec.Meta(max_length=1600)]
+    survey: SurveyKind
     dispatch_id: RawId | None = None
     queue: Label | None = None
     agent_id: Label | None = None

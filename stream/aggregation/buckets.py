@@ -1,0 +1,92 @@
+"""Stage 2: apply entries to (segment, window, bucket) states, once each; read windows back."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, MutableMapping
+
+from stream.aggregation.messages import BucketState, Partial
+from stream.kpi import summary
+from stream.kpi.segments import CHURN
+from stream.kpi.windows import WINDOWS, Window
+
+SEP = "\x1f"
+ALL_TIME = "all"  # the churn segment's all-time totals live in (churn, all, 0)
+
+
+def bucket_key(segment: str, window: str, bucket: int) -> bytes:
+    return f"{segment}{SEP}{window}{SEP}{bucket}".encode()
+
+
+def parse_key(key: bytes) -> tuple[str, str, int]:
+    segment, window, bucket = key.decode().split(SEP)
+    return segment, window, int(bucket)
+
+
+def keys_for(segment: str, t: float, now: float) -> list[bytes]:
+    """The live buckets one entry lands in (expired buckets are never written again)."""
+    keys = [bucket_key(segment, w.name, b) for w in WINDOWS if w.live(b := w.bucket(t), now)]
+    if segment == CHURN:
+        keys.append(bucket_key(segment, ALL_TIME, 0))
+    return keys
+
+
+def apply_partial(
+    states: MutableMapping[bytes, BucketState], partial: Partial, now: float
+) -> set[bytes]:
+    """Add a partial's entries to `states` in place; return the keys that changed.
+
+    An entry applies to a key only when its source offset is above that key's mark for the
+    partial's source as it stood before this partial, so a re-sent entry is skipped while
+    several entries of one source message (a revision's removal and addition) all apply.
+    """
+    marks_before: dict[bytes, int] = {}
+    touched: set[bytes] = set()
+    for entry in partial.entries:
+        for key in keys_for(entry.segment, entry.t, now):
+            state = states.get(key)
+            if state is None:
+                state = states[key] = BucketState(summary.initialize(), {})
+            if key not in marks_before:
+                marks_before[key] = state.applied.get(partial.src, -1)
+            if entry.offset <= marks_before[key]:
+                continue
+            summary.add(state.vector, entry.delta)
+            state.applied[partial.src] = max(state.applied.get(partial.src, -1), entry.offset)
+            touched.add(key)
+    return touched
+
+
+def expired(keys: Iterable[bytes], now: float) -> list[bytes]:
+    by_name = {w.name: w for w in WINDOWS}
+    out = []
+    for key in keys:
+        _, window, bucket = parse_key(key)
+        w: Window | None = by_name.get(window)
+        if w is not None and not w.live(bucket, now):
+            out.append(key)
+    return out
+
+
+def window_vectors(
+    states: Mapping[bytes, BucketState] | Iterable[tuple[bytes, BucketState]], now: float
+) -> dict[tuple[str, str], list[float]]:
+    """Summed vectors per (segment, window) over the buckets inside each window at `now`."""
+    by_name = {w.name: w for w in WINDOWS}
+    totals: dict[tuple[str, str], list[float]] = defaultdict(summary.initialize)
+    items = states.items() if isinstance(states, Mapping) else states
+    for key, state in items:
+        segment, window, bucket = parse_key(key)
+        w = by_name.get(window)
+        if w is None:
+            if window == ALL_TIME:
+                totals[(segment, ALL_TIME)] = summary.merge(
+                    totals[(segment, ALL_TIME)], state.vector
+                )
+            continue
+        if w.contains(bucket, now):
+            vector = totals[(segment, window)]
+            for i, value in enumerate(state.vector):
+                if value:
+                    vector[i] += value
+    return dict(totals)

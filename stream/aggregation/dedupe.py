@@ -1,0 +1,72 @@
+"""Stage 1: exactly-once decisions per id (response, dispatch, customer lifecycle)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stream.aggregation.messages import Contribution, Entry, IdState
+from stream.kpi import summary
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: str  # accepted | revised | duplicate | replayed
+    entries: list[Entry]
+    state: IdState | None  # the state to store, None when unchanged
+
+
+def _entries(offset: int, contribution: Contribution | None, sign: int) -> list[Entry]:
+    if contribution is None:
+        return []
+    delta = [x * sign if i % 2 else x for i, x in enumerate(contribution.delta)]
+    return [Entry(offset, seg, contribution.t, delta) for seg in contribution.segments]
+
+
+def transition_entries(offset: int, state: IdState) -> list[Entry]:
+    """The entries that take the totals from `state.previous` to `state.current`."""
+    return _entries(offset, state.previous, -1) + _entries(offset, state.current, 1)
+
+
+def decide_revision(
+    state: IdState | None, src: str, offset: int, revision: int, new: Contribution
+) -> Decision:
+    """Responses: the highest revision wins; lower or equal revisions are duplicates."""
+    if state is not None and state.src == src and state.offset == offset:
+        return Decision("replayed", transition_entries(offset, state), None)
+    if state is None:
+        fresh = IdState(revision, src, offset, new, None)
+        return Decision("accepted", transition_entries(offset, fresh), fresh)
+    if revision <= state.revision:
+        return Decision("duplicate", [], None)
+    revised = IdState(revision, src, offset, new, state.current)
+    return Decision("revised", transition_entries(offset, revised), revised)
+
+
+def decide_once(state: IdState | None, src: str, offset: int, new: Contribution) -> Decision:
+    """Dispatches: an id counts once, whatever it carries later."""
+    if state is not None and state.src == src and state.offset == offset:
+        return Decision("replayed", transition_entries(offset, state), None)
+    if state is not None:
+        return Decision("duplicate", [], None)
+    fresh = IdState(0, src, offset, new, None)
+    return Decision("accepted", transition_entries(offset, fresh), fresh)
+
+
+def decide_lifecycle(
+    state: IdState | None, src: str, offset: int, event_type: str, t: float, segment: str
+) -> Decision:
+    """Customers: activated while inactive counts an activation, cancelled while active counts
+    a cancellation; anything else changes nothing (a duplicate). `revision` 1 means active."""
+    if state is not None and state.src == src and state.offset == offset:
+        return Decision("replayed", transition_entries(offset, state), None)
+    active = state is not None and state.revision == 1
+    if event_type == "activated" and not active:
+        slot = summary.ACTIVATIONS
+    elif event_type == "cancelled" and active:
+        slot = summary.CANCELLATIONS
+    else:
+        return Decision("duplicate", [], None)
+    change = Contribution(t, [segment], [slot, 1])
+    # `previous` None: each lifecycle change adds to the totals, nothing is replaced.
+    new_state = IdState(0 if active else 1, src, offset, change, None)
+    return Decision("accepted", transition_entries(offset, new_state), new_state)

@@ -1,0 +1,56 @@
+"""Segments a response counts in, as compact string keys.
+
+A response with channel c and queue q counts in (c, q), (c, all), (all, q) and (all, all);
+a response without a queue has queue "unassigned". With an agent_id it also counts in that
+agent's segment (agent-level KPIs). Lifecycle events count in the single "churn" segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALL = "all"
+UNASSIGNED = "unassigned"
+CHURN = "churn"
+SEP = "|"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    kind: str  # "q" (channel x queue), "a" (agent) or "churn"
+    channel: str = ALL
+    queue: str = ALL
+    agent_id: str = ""
+
+    def key(self) -> str:
+        if self.kind == "q":
+            return SEP.join(("q", self.channel, self.queue))
+        if self.kind == "a":
+            return SEP.join(("a", self.agent_id))
+        return CHURN
+
+    @classmethod
+    def parse(cls, key: str) -> Segment:
+        parts = key.split(SEP, 2)
+        if parts[0] == "q":
+            return cls("q", parts[1], parts[2])
+        if parts[0] == "a":
+            return cls("a", agent_id=key[2:])
+        return cls(CHURN)
+
+
+def response_segments(channel: str, queue: str | None, agent_id: str | None) -> list[str]:
+    q = queue or UNASSIGNED
+    keys = [
+        SEP.join(("q", channel, q)),
+        SEP.join(("q", channel, ALL)),
+        SEP.join(("q", ALL, q)),
+        SEP.join(("q", ALL, ALL)),
+    ]
+    if agent_id:
+        keys.append(SEP.join(("a", agent_id)))
+    return keys
+
+
+def dispatch_segments(channel: str, queue: str | None) -> list[str]:
+    return response_segments(channel, queue, None)

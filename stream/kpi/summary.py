@@ -1,0 +1,66 @@
+"""A mergeable summary of survey answers: one flat vector of counts and sums.
+
+Every KPI of a segment and time bucket is a function of this vector, and the vector of a set of
+responses is the element-wise sum of their contributions, so summaries merge by addition
+(associative and commutative) and a revised answer is removed by subtracting its contribution.
+
+Slots: n (responses), NPS histogram 0..10, CSAT histogram 1..5, CES histogram 1..7, thumbs
+(answered, up), CSI (answered, sum of per-response CSI), ACSI (answered, sum of per-response
+index), dispatches, lifecycle (activations, cancellations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+N = 0
+NPS = 1  # 11 slots, score 0..10
+CSAT = 12  # 5 slots, score 1..5
+CES = 17  # 7 slots, score 1..7
+THUMBS_N = 24
+THUMBS_UP = 25
+CSI_N = 26
+CSI_SUM = 27
+ACSI_N = 28
+ACSI_SUM = 29
+DISPATCHES = 30
+ACTIVATIONS = 31
+CANCELLATIONS = 32
+SIZE = 33
+
+Vector = list[float]
+Sparse = list[float]  # flat [slot, value, slot, value, ...]
+
+
+def initialize() -> Vector:
+    return [0] * SIZE
+
+
+def add(vector: Vector, sparse: Sequence[float], sign: int = 1) -> Vector:
+    """Add (or with sign=-1 remove) one contribution, in place."""
+    for i in range(0, len(sparse), 2):
+        vector[int(sparse[i])] += sign * sparse[i + 1]
+    return vector
+
+
+def merge(left: Sequence[float], right: Sequence[float]) -> Vector:
+    return [a + b for a, b in zip(left, right, strict=True)]
+
+
+def merge_all(vectors: Iterable[Sequence[float]]) -> Vector:
+    total = initialize()
+    for vector in vectors:
+        for i, value in enumerate(vector):
+            if value:
+                total[i] += value
+    return total
+
+
+def difference(new: Sequence[float], old: Sequence[float]) -> Sparse:
+    """The sparse contribution that turns `old` into `new` (used for revisions)."""
+    delta: dict[int, float] = {}
+    for sparse, sign in ((new, 1), (old, -1)):
+        for i in range(0, len(sparse), 2):
+            slot = int(sparse[i])
+            delta[slot] = delta.get(slot, 0) + sign * sparse[i + 1]
+    return [x for slot, value in sorted(delta.items()) if value for x in (slot, value)]

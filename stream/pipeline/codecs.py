@@ -1,0 +1,34 @@
+"""Faust codecs for the project's msgspec state structs (tables and internal topics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from faust.serializers import codecs
+
+from stream.aggregation.messages import BucketState, IdState, Partial
+
+
+class StructCodec(codecs.Codec):
+    def __init__(self, type_: type, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(type_)
+
+    def _dumps(self, obj: Any) -> bytes:
+        return self._encoder.encode(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return self._decoder.decode(s)
+
+
+ID_STATE = "cx-id-state"
+BUCKET_STATE = "cx-bucket-state"
+PARTIAL = "cx-partial"
+
+
+def register_codecs() -> None:
+    codecs.register(ID_STATE, StructCodec(IdState))
+    codecs.register(BUCKET_STATE, StructCodec(BucketState))
+    codecs.register(PARTIAL, StructCodec(Partial))

@@ -1,0 +1,332 @@
+"""KPI engine wiring: stage-1 agents (responses, dispatches, lifecycle) and the stage-2 agent.
+
+The exactly-once reasoning lives in stream/aggregation; this module only moves bytes:
+  1. decode and validate a batch, route mis-keyed messages to their id's partition;
+  2. decide each message against its id's state (RocksDB table);
+  3. send the batch's partial sums and WAIT until the broker has them;
+  4. only then write the ids' new states (and so their changelog records).
+Step 3 before 4 means a state in the changelog implies its partials are in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import msgspec
+from aiokafka.partitioner import murmur2
+
+from stream.aggregation.buckets import apply_partial, expired, parse_key
+from stream.aggregation.dedupe import Decision, decide_lifecycle, decide_once, decide_revision
+from stream.aggregation.messages import (
+    BucketState,
+    Contribution,
+    Entry,
+    IdState,
+    Partial,
+    owner_partition,
+)
+from stream.channels import Accepted, Rejected, TimeLimits, adapt_canonical
+from stream.channels.decode import decode
+from stream.kpi import response as response_kpi
+from stream.kpi import summary
+from stream.kpi.segments import CHURN, dispatch_segments, response_segments
+from stream.models import Dispatch, LifecycleEvent, SurveyResponse
+from stream.pipeline.app import CxApp
+from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
+from stream.pipeline.normalise import reject, safe_adapt, time_limits
+
+BATCH_MAX = 2000
+BATCH_WITHIN = 0.2
+EXPIRY_EVERY = 30.0
+_encode = msgspec.msgpack.Encoder().encode
+_decode_partial = msgspec.msgpack.Decoder(Partial).decode
+_encode_json = msgspec.json.Encoder().encode
+
+
+def id_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives `key` (murmur2, as Java clients do)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A decoded stage-1 message: its id, and how to decide it against the id's state."""
+
+    key: bytes
+    decide: Callable[[IdState | None, str, int], Decision]
+    response: SurveyResponse | None = None
+
+
+Parser = Callable[[bytes, TimeLimits], Parsed | Rejected]
+
+
+class Followup(msgspec.Struct, omit_defaults=True):
+    """cx.followups v1: call this detractor back. Ids only: no comment, no contact data."""
+
+    response_id: str
+    occurred_at: str
+    channel: str
+    nps: int
+    revision: int
+    customer_id: str | None = None
+    interaction_id: str | None = None
+    queue: str | None = None
+    agent_id: str | None = None
+
+
+def followup_of(response: SurveyResponse) -> Followup | None:
+    nps = response.scores.nps
+    if nps is None or nps > 6:
+        return None
+    return Followup(
+        response.response_id,
+        response.occurred_at.isoformat(),
+        response.channel,
+        nps,
+        response.revision,
+        response.customer_id,
+        response.interaction_id,
+        response.queue,
+        response.agent_id,
+    )
+
+
+class KpiEngine:
+    """Builds the tables and agents on `app`; read access for the exporter and snapshots."""
+
+    def __init__(self, app: CxApp) -> None:
+        register_codecs()
+        self.app = app
+        self.partitions = app.settings.partitions
+        self.names = app.names
+        self.csi_weights = app.settings.csi_weights or None
+        self.partials = app.topics_by_name[self.names.partials]
+        self.buckets = app.Table(
+            "kpi-buckets",
+            store="memory://",
+            key_type=bytes,
+            partitions=self.partitions,
+        )
+        self.buckets.value_serializer = BUCKET_STATE  # Faust derives it from value_type otherwise
+        self._last_expiry = 0.0
+        self._stage1(
+            "responses", self.names.responses, self.names.rekeyed_responses, self.parse_response
+        )
+        self._stage1(
+            "dispatches", self.names.dispatches, self.names.rekeyed_dispatches, self.parse_dispatch
+        )
+        self._stage1(
+            "lifecycle", self.names.lifecycle, self.names.rekeyed_lifecycle, self.parse_lifecycle
+        )
+        app.agent(self.partials, name="kpi-buckets")(self.aggregate)
+
+    # -- parsers: bytes -> (id, decision) --------------------------------------------------------
+    def parse_response(self, raw: bytes, limits: TimeLimits) -> Parsed | Rejected:
+        outcome = adapt_canonical(raw, limits, self.app.settings.max_message_bytes)
+        if not isinstance(outcome, Accepted):
+            return outcome if isinstance(outcome, Rejected) else Rejected("invalid_value", "")
+        r = outcome.response
+        new = Contribution(
+            r.occurred_at.timestamp(),
+            response_segments(r.channel, r.queue, r.agent_id),
+            response_kpi.contribution(r, self.csi_weights),
+        )
+        return Parsed(
+            r.response_id.encode(),
+            lambda state, src, offset: decide_revision(state, src, offset, r.revision, new),
+            r,
+        )
+
+    def parse_dispatch(self, raw: bytes, limits: TimeLimits) -> Parsed | Rejected:
+        dispatch = decode(raw, Dispatch, self.app.settings.max_message_bytes)
+        if isinstance(dispatch, Rejected):
+            return dispatch
+        if (bad := limits.check(dispatch.occurred_at)) is not None:
+            return bad
+        new = Contribution(
+            dispatch.occurred_at.timestamp(),
+            dispatch_segments(dispatch.channel, dispatch.queue),
+            [summary.DISPATCHES, 1],
+        )
+        return Parsed(
+            dispatch.dispatch_id.encode(),
+            lambda state, src, offset: decide_once(state, src, offset, new),
+        )
+
+    def parse_lifecycle(self, raw: bytes, limits: TimeLimits) -> Parsed | Rejected:
+        event = decode(raw, LifecycleEvent, self.app.settings.max_message_bytes)
+        if isinstance(event, Rejected):
+            return event
+        bad = limits.check(event.occurred_at)
+        if bad is not None and bad.reason != "too_old":  # churn needs all-time history
+            return bad
+        t = event.occurred_at.timestamp()
+        return Parsed(
+            event.customer_id.encode(),
+            lambda state, src, offset: decide_lifecycle(state, src, offset, event.type, t, CHURN),
+        )
+
+    # -- stage 1 -------------------------------------------------------------------------------
+    def _stage1(self, name: str, source: str, rekeyed: str, parse: Parser) -> None:
+        app = self.app
+        table = app.Table(
+            f"ids-{name}",
+            key_type=bytes,
+            partitions=self.partitions,
+        )
+        table.value_serializer = ID_STATE
+        channel = app.topic(
+            source,
+            rekeyed,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        rekey_topic = app.topics_by_name[rekeyed]
+
+        async def stage1(stream: faust.StreamT[bytes]) -> None:
+            async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+                await self._stage1_batch(stream, batch, source, table, rekey_topic, parse)
+
+        app.agent(channel, name=f"stage1-{name}")(stage1)
+
+    async def _stage1_batch(
+        self,
+        stream: faust.StreamT[bytes],
+        batch: list[faust.EventT],
+        source: str,
+        table: faust.Table,
+        rekey_topic: faust.TopicT,
+        parse: Parser,
+    ) -> None:
+        app = self.app
+        limits = time_limits(app)
+        outgoing: dict[tuple[str, int], list[Entry]] = defaultdict(list)
+        pending: dict[bytes, tuple[faust.EventT, IdState]] = {}
+        for event in batch:
+            message = event.message
+            parsed = (
+                safe_adapt(parse, event.value, limits)  # type: ignore[arg-type]
+            )
+            if isinstance(parsed, Rejected):
+                await reject(app, event, parsed)
+                continue
+            assert isinstance(parsed, Parsed)
+            home = id_partition(parsed.key, self.partitions)
+            if message.partition != home:
+                await rekey_topic.send(key=parsed.key, value=event.value, partition=home)
+                continue
+            src = f"{message.topic}:{message.partition}"
+            stream._set_current_event(event)  # type: ignore[attr-defined]
+            state = pending[parsed.key][1] if parsed.key in pending else table.get(parsed.key)
+            decision = parsed.decide(state, src, message.offset)
+            if decision.outcome != "replayed":
+                app.metrics.count(source, decision.outcome)
+            if decision.state is not None:
+                pending[parsed.key] = (event, decision.state)
+            for entry in decision.entries:
+                outgoing[(src, owner_partition(entry.segment, self.partitions))].append(entry)
+            if parsed.response is not None and decision.outcome in ("accepted", "revised"):
+                await self._followup(parsed.response)
+        await self._send_partials(outgoing)
+        for key, (event, state) in pending.items():
+            stream._set_current_event(event)  # type: ignore[attr-defined]
+            table[key] = state
+
+    async def _send_partials(self, outgoing: dict[tuple[str, int], list[Entry]]) -> None:
+        futures = [
+            await self.partials.send(value=_encode(Partial(src, entries)), partition=dest)
+            for (src, dest), entries in outgoing.items()
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def _followup(self, response: SurveyResponse) -> None:
+        followup = followup_of(response)
+        if followup is not None:
+            await self.app.topics_by_name[self.names.followups].send(
+                key=response.response_id.encode(), value=_encode_json(followup)
+            )
+
+    # -- stage 2 -------------------------------------------------------------------------------
+    async def aggregate(self, stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+            self._aggregate_batch(stream, batch)
+
+    def _aggregate_batch(self, stream: faust.StreamT[bytes], batch: list[faust.EventT]) -> None:
+        now = time.time()
+        overlay = Overlay(self.buckets)
+        owner_event: dict[bytes, faust.EventT] = {}
+        for event in batch:
+            try:
+                partial = _decode_partial(event.value)  # type: ignore[arg-type]
+            except (msgspec.DecodeError, TypeError):
+                continue  # only this project writes the topic; nothing else can be there
+            for key in apply_partial(overlay, partial, now):
+                owner_event[key] = event
+        for key, event in owner_event.items():
+            stream._set_current_event(event)  # type: ignore[attr-defined]
+            self.buckets[key] = overlay.local[key]
+        if now - self._last_expiry >= EXPIRY_EVERY:
+            self._last_expiry = now
+            self._expire(stream, batch, now)
+
+    def _expire(self, stream: faust.StreamT[bytes], batch: list[faust.EventT], now: float) -> None:
+        by_partition = {event.message.partition: event for event in batch}
+        for key in expired(list(self.buckets.keys()), now):
+            segment = parse_key(key)[0]
+            event = by_partition.get(owner_partition(segment, self.partitions))
+            if event is not None:
+                stream._set_current_event(event)  # type: ignore[attr-defined]
+                del self.buckets[key]
+
+    # -- read side -----------------------------------------------------------------------------
+    def owned_partitions(self) -> set[int]:
+        consumer = self.app.consumer if self.app._consumer is not None else None
+        if consumer is None:
+            return set()
+        return {tp.partition for tp in consumer.assignment() if tp.topic == self.names.partials}
+
+    def owned_items(self) -> Iterator[tuple[bytes, BucketState]]:
+        owned = self.owned_partitions()
+        for key, state in list(self.buckets.items()):
+            if owner_partition(parse_key(key)[0], self.partitions) in owned:
+                yield key, state
+
+
+class Overlay(MutableMapping[bytes, BucketState]):
+    """Reads through to the table, keeps writes local until the batch is done."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.local: dict[bytes, BucketState] = {}
+
+    def __getitem__(self, key: bytes) -> BucketState:
+        if key in self.local:
+            return self.local[key]
+        value = self.table.get(key)
+        if value is None:
+            raise KeyError(key)
+        # Copy so that the table's object changes only when the batch writes it back.
+        copy = BucketState(list(value.vector), dict(value.applied))
+        self.local[key] = copy
+        return copy
+
+    def __setitem__(self, key: bytes, value: BucketState) -> None:
+        self.local[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self.local[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.local)
+
+    def __len__(self) -> int:
+        return len(self.local)

@@ -1,0 +1,388 @@
+"""schemas/*.json are generated from the msgspec models and agree with the contract.
+
+The `jsonschema` package is not a project dependency: payloads are checked with the small
+validator below (the keywords msgspec emits), and additionally with `jsonschema` when installed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from stream.models import (
+    DeadLetter,
+    Dispatch,
+    EmailAnswer,
+    IvrCall,
+    LifecycleEvent,
+    SmsReply,
+    SurveyResponse,
+)
+from stream.models.schemas import DRAFT, TOPICS, render_schemas
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT / "schemas"
+REGENERATE = "schemas/ are stale: run `python scripts/gen_schemas.py` and commit the result"
+
+EXPECTED = {
+    "survey_response.v1.json": ("cx.responses", "response_id"),
+    "raw_ivr.v1.json": ("cx.raw.ivr", "call_id"),
+    "raw_sms.v1.json": ("cx.raw.sms", "message_id"),
+    "raw_email.v1.json": ("cx.raw.email", "event_id"),
+    "dispatch.v1.json": ("cx.dispatches", "dispatch_id"),
+    "lifecycle.v1.json": ("cx.lifecycle", "customer_id"),
+    "deadletter.v1.json": ("cx.deadletter", "key"),
+}
+REQUIRED = {
+    "survey_response.v1.json": ["response_id", "channel", "occurred_at", "scores"],
+    "raw_ivr.v1.json": ["call_id", "ended_at", "digits"],
+    "raw_sms.v1.json": ["message_id", "received_at", "from", "body", "survey"],
+    "raw_email.v1.json": ["event_id", "submitted_at", "survey", "score"],
+    "dispatch.v1.json": ["dispatch_id", "channel", "occurred_at"],
+    "lifecycle.v1.json": ["event_id", "customer_id", "type", "occurred_at"],
+    "deadletter.v1.json": [
+        "version",
+        "reason",
+        "detail",
+        "source",
+        "original",
+        "original_size",
+        "rejected_at",
+    ],
+}
+AT = "2025-01-15T11:50:00+01:00"
+VALID: dict[str, tuple[type[msgspec.Struct], list[dict[str, Any]]]] = {
+    "survey_response.v1.json": (
+        SurveyResponse,
+        [
+            {"response_id": "r1", "channel": "web", "occurred_at": AT, "scores": {"nps": 9}},
+            {"response_id": "r2", "channel": "ivr", "occurred_at": AT, "scores": {"thumbs": False}},
+            {
+                "response_id": "r3",
+                "channel": "email",
+                "occurred_at": AT,
+                "scores": {
+                    "nps": 0,
+                    "csat": 5,
+                    "ces": 1,
+                    "csi": {"speed": {"perceived": 3, "expected": 10}},
+                    "acsi": {"satisfaction": 1, "expectation": 10, "ideal": 5},
+                },
+                "customer_id": "c1",
+                "interaction_id": "i1",
+                "queue": "billing",
+                "agent_id": "a1",
+                "region": "eu",
+                "revision": 3,
+                "comment": "ok",
+                "unknown_extra": [1, 2],
+            },
+        ],
+    ),
+    "raw_ivr.v1.json": (
+        IvrCall,
+        [
+            {"call_id": "c1", "ended_at": AT, "digits": {"1": "9", "2": "4#"}},
+            {"call_id": "c2", "ended_at": AT, "digits": {}, "ani": "+33612345678", "queue": "q"},
+        ],
+    ),
+    "raw_sms.v1.json": (
+        SmsReply,
+        [
+            {
+                "message_id": "m1",
+                "received_at": AT,
+                "from": "+33612345678",
+                "body": "9/10",
+                "survey": "nps",
+            },
+            {
+                "message_id": "m2",
+                "received_at": AT,
+                "from": "+1555",
+                "body": "STOP",
+                "survey": "csat",
+                "dispatch_id": "d1",
+            },
+        ],
+    ),
+    "raw_email.v1.json": (
+        EmailAnswer,
+        [
+            {"event_id": "e1", "submitted_at": AT, "survey": "nps", "score": 9},
+            {
+                "event_id": "e2",
+                "submitted_at": AT,
+                "survey": "ces",
+                "score": " 7.0 ",
+                "recipient": "jane@example.com",
+                "comment": "fine",
+            },
+        ],
+    ),
+    "dispatch.v1.json": (
+        Dispatch,
+        [{"dispatch_id": "d1", "channel": "sms", "occurred_at": AT, "queue": "billing"}],
+    ),
+    "lifecycle.v1.json": (
+        LifecycleEvent,
+        [{"event_id": "l1", "customer_id": "c1", "type": "cancelled", "occurred_at": AT}],
+    ),
+    "deadletter.v1.json": (
+        DeadLetter,
+        [
+            {
+                "version": 1,
+                "reason": "not_json",
+                "detail": "message is not a JSON document",
+                "source": {"topic": "cx.raw.sms", "partition": 0, "offset": 12},
+                "original": "e30=",
+                "original_size": 2,
+                "rejected_at": "2025-01-15T12:00:00+00:00",
+                "original_key": None,
+            }
+        ],
+    ),
+}
+INVALID: dict[str, list[dict[str, Any]]] = {
+    "survey_response.v1.json": [
+        {"response_id": "r", "channel": "web", "occurred_at": AT, "scores": {}},
+        {"response_id": "r", "channel": "web", "occurred_at": AT, "scores": {"nps": None}},
+        {"response_id": "r", "channel": "web", "occurred_at": AT, "scores": {"csi": {}}},
+        {"response_id": "r", "channel": "web", "occurred_at": AT, "scores": {"nps": 11}},
+        {"response_id": "r", "channel": "fax", "occurred_at": AT, "scores": {"nps": 1}},
+        {"response_id": "", "channel": "web", "occurred_at": AT, "scores": {"nps": 1}},
+        {"channel": "web", "occurred_at": AT, "scores": {"nps": 1}},
+        {"response_id": "r", "channel": "web", "occurred_at": AT, "scores": {"csat": True}},
+        {
+            "response_id": "r",
+            "channel": "web",
+            "occurred_at": AT,
+            "scores": {"thumbs": True},
+            "revision": -1,
+        },
+    ],
+    "raw_sms.v1.json": [
+        {"message_id": "m", "received_at": AT, "from": "x", "body": "9"},
+        {"message_id": "m", "received_at": AT, "from": "x", "body": 9, "survey": "nps"},
+    ],
+    "raw_email.v1.json": [
+        {"event_id": "e", "submitted_at": AT, "survey": "nps", "score": 9.5},
+        {"event_id": "e", "submitted_at": AT, "survey": "nps", "score": None},
+    ],
+    "raw_ivr.v1.json": [{"call_id": "c", "ended_at": AT, "digits": {"1": 9}}],
+    "lifecycle.v1.json": [
+        {"event_id": "l", "customer_id": "c", "type": "paused", "occurred_at": AT}
+    ],
+}
+
+
+def load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+    return document
+
+
+# -- a small validator for the keywords msgspec emits --------------------------------------------
+
+_TYPES: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+_HANDLED = {
+    "$schema", "$defs", "$ref", "title", "description", "default", "format", "contentEncoding",
+    "type", "enum", "anyOf", "required", "properties", "additionalProperties", "propertyNames",
+    "minProperties", "items", "minimum", "maximum", "minLength", "maxLength",
+}  # fmt: skip
+
+
+def errors(schema: dict[str, Any], value: Any, root: dict[str, Any], at: str = "$") -> list[str]:
+    """Why `value` does not match `schema` (empty when it does)."""
+    unknown = set(schema) - _HANDLED
+    assert not unknown, f"the test validator does not know {unknown}: extend it"
+    found: list[str] = []
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        found += errors(target, value, root, at)
+    if "type" in schema and not _TYPES[schema["type"]](value):
+        return [*found, f"{at}: not {schema['type']}"]
+    if "enum" in schema and value not in schema["enum"]:
+        found.append(f"{at}: not one of {schema['enum']}")
+    if "anyOf" in schema and all(errors(s, value, root, at) for s in schema["anyOf"]):
+        found.append(f"{at}: matches none of anyOf")
+    if isinstance(value, dict):
+        found += [f"{at}: missing {k}" for k in schema.get("required", []) if k not in value]
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            if key in properties:
+                found += errors(properties[key], item, root, f"{at}.{key}")
+            elif "additionalProperties" in schema:
+                found += errors(schema["additionalProperties"], item, root, f"{at}[{key!r}]")
+            if "propertyNames" in schema:
+                found += errors({"type": "string", **schema["propertyNames"]}, key, root, at)
+        if len(value) < schema.get("minProperties", 0):
+            found.append(f"{at}: too few properties")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            found += errors(schema["items"], item, root, f"{at}[{i}]")
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric and not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+        found.append(f"{at}: out of range")
+    if isinstance(value, str) and not (
+        schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value))
+    ):
+        found.append(f"{at}: bad length")
+    return found
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+
+def test_one_schema_per_topic_model() -> None:
+    assert sorted(render_schemas()) == sorted(EXPECTED)
+    assert [spec.filename for spec in TOPICS] == list(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_checked_in_schema_is_up_to_date(name: str) -> None:
+    path = SCHEMAS / name
+    assert path.is_file(), f"{path} is missing; {REGENERATE}"
+    assert path.read_text(encoding="utf-8") == render_schemas()[name], REGENERATE
+
+
+def test_rendering_is_deterministic() -> None:
+    first = render_schemas()
+    assert first == render_schemas()
+    for name, text in first.items():
+        assert text.endswith("}\n") and not text.endswith("\n\n"), name
+        document = json.loads(text)
+        assert text == json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_schema_header_names_topic_and_key(name: str) -> None:
+    schema = load(name)
+    topic, key = EXPECTED[name]
+    assert schema["$schema"] == DRAFT
+    assert schema["title"] == "cx-stream/" + name.removesuffix(".json")
+    assert f"topic {topic} " in schema["description"]
+    assert key in schema["description"]
+    assert schema["type"] == "object"
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_required_fields_follow_the_contract(name: str) -> None:
+    schema = load(name)
+    assert schema["required"] == REQUIRED[name]
+    assert set(schema["required"]) <= set(schema["properties"])
+
+
+def test_survey_response_fields_follow_the_contract() -> None:
+    schema = load("survey_response.v1.json")
+    props, defs = schema["properties"], schema["$defs"]
+    assert props["channel"]["enum"] == ["email", "ivr", "sms", "web"]
+    assert props["occurred_at"]["format"] == "date-time"
+    assert props["response_id"] == {"type": "string", "minLength": 1, "maxLength": 128}
+    assert props["revision"] == {"type": "integer", "minimum": 0, "default": 0}
+    for label in ("customer_id", "interaction_id", "queue", "agent_id", "region"):
+        assert {"type": "string", "minLength": 1, "maxLength": 64} in props[label]["anyOf"]
+    assert {"type": "string", "maxLength": 2000} in props["comment"]["anyOf"]
+    scores = defs["Scores"]["properties"]
+    for kind, (low, high) in {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}.items():
+        assert {"type": "integer", "minimum": low, "maximum": high} in scores[kind]["anyOf"]
+    assert len(defs["Scores"]["anyOf"]) == 6, "at least one answer is required"
+    assert "ani" not in props and "from" not in props and "recipient" not in props
+
+
+def test_raw_sms_uses_the_wire_name_of_the_sender() -> None:
+    props = load("raw_sms.v1.json")["properties"]
+    assert "from" in props and "sender" not in props
+    assert props["survey"]["enum"] == ["ces", "csat", "nps"]
+
+
+def test_raw_email_score_is_an_int_or_a_string() -> None:
+    score = load("raw_email.v1.json")["properties"]["score"]
+    assert {option["type"] for option in score["anyOf"]} == {"integer", "string"}
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [(name, payload) for name, (_, payloads) in VALID.items() for payload in payloads],
+)
+def test_valid_payloads_match_schema_and_model(name: str, payload: dict[str, Any]) -> None:
+    schema = load(name)
+    assert errors(schema, payload, schema) == []
+    model, _ = VALID[name]
+    msgspec.json.decode(json.dumps(payload).encode(), type=model)
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [(name, payload) for name, payloads in INVALID.items() for payload in payloads],
+)
+def test_invalid_payloads_fail_schema_and_model(name: str, payload: dict[str, Any]) -> None:
+    schema = load(name)
+    assert errors(schema, payload, schema) != []
+    model = VALID[name][0]
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(json.dumps(payload).encode(), type=model)
+
+
+def test_payloads_with_jsonschema_when_installed() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    for name, (_, payloads) in VALID.items():
+        validator = jsonschema.Draft202012Validator(load(name))
+        validator.check_schema(load(name))
+        for payload in payloads:
+            validator.validate(payload)
+    for name, payloads in INVALID.items():
+        validator = jsonschema.Draft202012Validator(load(name))
+        for payload in payloads:
+            assert not validator.is_valid(payload), (name, payload)
+
+
+def test_the_script_check_mode_passes(tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "gen_schemas.py"
+    checked = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+
+    stale = subprocess.run(
+        [sys.executable, str(script), "--check", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert stale.returncode == 1
+    assert "gen_schemas.py" in stale.stderr
+
+    written = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert written.returncode == 0, written.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EXPECTED)
+    (tmp_path / "dispatch.v1.json").write_text("{}\n")
+    again = subprocess.run(
+        [sys.executable, str(script), "--check", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 1
+    assert "dispatch.v1.json" in again.stderr
