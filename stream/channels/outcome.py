@@ -23,10 +23,12 @@ class Reason:
     UNPARSEABLE_REPLY = "unparseable_reply"
     FUTURE_TIMESTAMP = "future_timestamp"
     TOO_OLD = "too_old"
+    # An adapter raised: a bug of ours, but the message is still kept in cx.deadletter.
+    INTERNAL_ERROR = "internal_error"
 
     ALL = (
         OVERSIZED, NOT_UTF8, NOT_JSON, NOT_OBJECT, MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE,
-        INVALID_VALUE, NO_ANSWER, UNPARSEABLE_REPLY, FUTURE_TIMESTAMP, TOO_OLD,
+        INVALID_VALUE, NO_ANSWER, UNPARSEABLE_REPLY, FUTURE_TIMESTAMP, TOO_OLD, INTERNAL_ERROR,
     )  # fmt: skip
 
 

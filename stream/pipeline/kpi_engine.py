@@ -39,6 +39,7 @@ from stream.kpi.segments import CHURN, dispatch_segments, response_segments
 from stream.models import Dispatch, LifecycleEvent, SurveyResponse
 from stream.pipeline.app import CxApp
 from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
+from stream.pipeline.events import use_event
 from stream.pipeline.normalise import reject, safe_adapt, time_limits
 
 BATCH_MAX = 2000
@@ -109,7 +110,9 @@ class KpiEngine:
         self.partials = app.topics_by_name[self.names.partials]
         self.buckets = app.Table(
             "kpi-buckets",
-            store="memory://",
+            # Not "memory://": Faust tests the URL's truth value, and yarl finds that one
+            # empty, so the table would silently fall back to the app's RocksDB store.
+            store="memory://local",
             key_type=bytes,
             partitions=self.partitions,
         )
@@ -224,7 +227,7 @@ class KpiEngine:
                 await rekey_topic.send(key=parsed.key, value=event.value, partition=home)
                 continue
             src = f"{message.topic}:{message.partition}"
-            stream._set_current_event(event)  # type: ignore[attr-defined]
+            use_event(event)
             state = pending[parsed.key][1] if parsed.key in pending else table.get(parsed.key)
             decision = parsed.decide(state, src, message.offset)
             if decision.outcome != "replayed":
@@ -237,7 +240,7 @@ class KpiEngine:
                 await self._followup(parsed.response)
         await self._send_partials(outgoing)
         for key, (event, state) in pending.items():
-            stream._set_current_event(event)  # type: ignore[attr-defined]
+            use_event(event)
             table[key] = state
 
     async def _send_partials(self, outgoing: dict[tuple[str, int], list[Entry]]) -> None:
@@ -272,7 +275,7 @@ class KpiEngine:
             for key in apply_partial(overlay, partial, now):
                 owner_event[key] = event
         for key, event in owner_event.items():
-            stream._set_current_event(event)  # type: ignore[attr-defined]
+            use_event(event)
             self.buckets[key] = overlay.local[key]
         if now - self._last_expiry >= EXPIRY_EVERY:
             self._last_expiry = now
@@ -284,7 +287,7 @@ class KpiEngine:
             segment = parse_key(key)[0]
             event = by_partition.get(owner_partition(segment, self.partitions))
             if event is not None:
-                stream._set_current_event(event)  # type: ignore[attr-defined]
+                use_event(event)
                 del self.buckets[key]
 
     # -- read side -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from stream.aggregation.buckets import ALL_TIME, window_vectors
 from stream.kpi import churn, report
 from stream.kpi import summary as s
 from stream.kpi.segments import CHURN, Segment
+from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
 from stream.pipeline.kpi_engine import KpiEngine
 
@@ -21,6 +22,10 @@ _encode = msgspec.json.Encoder().encode
 def kpi_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
     """Every (window, segment) this worker owns, with its KPIs and raw counts."""
     vectors = window_vectors(engine.owned_items(), now)
+    for key, window in list(vectors):
+        if window == ALL_TIME:  # churn is defined (maybe 0) in every window once customers exist
+            for w in WINDOWS:
+                vectors.setdefault((key, w.name), s.initialize())
     rows = []
     for (key, window), vector in sorted(vectors.items()):
         if window == ALL_TIME:

@@ -17,6 +17,7 @@ from stream.channels import (
     Accepted,
     OptedOut,
     Outcome,
+    Reason,
     Rejected,
     TimeLimits,
     adapt_email,
@@ -80,12 +81,12 @@ async def reject(app: CxApp, event: faust.EventT, rejected: Rejected) -> None:
 def safe_adapt(adapter: Adapter, raw: object, limits: TimeLimits) -> Outcome:
     """Run an adapter; a bug in it dead-letters the message instead of killing the agent."""
     if not isinstance(raw, bytes):
-        return Rejected("not_json", "message has no value")
+        return Rejected(Reason.NOT_JSON, "message has no value")
     try:
         return adapter(raw, limits)
     except Exception as exc:  # a poison message must never stop the worker
         log.exception("adapter failed on a message (%s)", type(exc).__name__)
-        return Rejected("internal_error", f"adapter raised {type(exc).__name__}")
+        return Rejected(Reason.INTERNAL_ERROR, f"adapter raised {type(exc).__name__}")
 
 
 def register_normalisers(app: CxApp) -> None:
