@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     ivr_questions: dict[str, str] = {"1": "nps", "2": "csat", "3": "ces"}
     # CSI attribute weights (normalised per response); empty: every rated attribute weighs the same.
     csi_weights: dict[str, float] = {}
+    # Consumer-group session timeout: how long a crashed worker keeps its partitions.
+    session_timeout: float = 10.0
     # Seconds between two KPI snapshots on cx.kpi.snapshots.
     snapshot_interval: float = 10.0
     # Events further than this in the future are rejected (`future_timestamp`).

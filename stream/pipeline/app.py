@@ -75,6 +75,8 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         "web_host": "0.0.0.0",
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": settings.session_timeout,
+        "broker_heartbeat_interval": min(3.0, settings.session_timeout / 5),
     }
     app = CxApp(settings.app_id, **options)
     app.settings = settings

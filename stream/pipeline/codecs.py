@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
 import msgspec
 from faust.serializers import codecs
 
@@ -32,3 +33,28 @@ def register_codecs() -> None:
     codecs.register(ID_STATE, StructCodec(IdState))
     codecs.register(BUCKET_STATE, StructCodec(BucketState))
     codecs.register(PARTIAL, StructCodec(Partial))
+
+
+class CodecTable(faust.Table):
+    """A table with bytes keys whose values use one of the codecs above.
+
+    Faust derives a table's serializers from its key/value types when it builds the table and
+    its changelog topic, so setting `value_serializer` afterwards would leave recovery decoding
+    the changelog as JSON. The codec is fixed here, before Faust reads it.
+    """
+
+    def __init__(self, app: faust.App, *, value_codec: str, **kwargs: Any) -> None:
+        self.value_codec = value_codec
+        super().__init__(app, key_type=bytes, **kwargs)
+
+    def _serializer_from_type(self, typ: Any) -> Any:
+        return "raw" if typ is bytes else self.value_codec
+
+
+def codec_table(app: faust.App, name: str, codec: str, partitions: int, **kwargs: Any) -> Any:
+    """Declare a CodecTable on `app` the way `app.Table` would."""
+    table = CodecTable(
+        app, value_codec=codec, name=name, beacon=app.tables.beacon, partitions=partitions,
+        **kwargs,
+    )  # fmt: skip
+    return app.tables.add(table)

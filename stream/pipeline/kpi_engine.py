@@ -38,7 +38,7 @@ from stream.kpi import summary
 from stream.kpi.segments import CHURN, dispatch_segments, response_segments
 from stream.models import Dispatch, LifecycleEvent, SurveyResponse
 from stream.pipeline.app import CxApp
-from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
+from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, codec_table, register_codecs
 from stream.pipeline.events import use_event
 from stream.pipeline.normalise import reject, safe_adapt, time_limits
 
@@ -108,15 +108,11 @@ class KpiEngine:
         self.names = app.names
         self.csi_weights = app.settings.csi_weights or None
         self.partials = app.topics_by_name[self.names.partials]
-        self.buckets = app.Table(
-            "kpi-buckets",
-            # Not "memory://": Faust tests the URL's truth value, and yarl finds that one
-            # empty, so the table would silently fall back to the app's RocksDB store.
-            store="memory://local",
-            key_type=bytes,
-            partitions=self.partitions,
+        # Not "memory://": Faust tests the store URL's truth value, and yarl finds that one
+        # empty, so the table would silently fall back to the app's RocksDB store.
+        self.buckets = codec_table(
+            app, "kpi-buckets", BUCKET_STATE, self.partitions, store="memory://local"
         )
-        self.buckets.value_serializer = BUCKET_STATE  # Faust derives it from value_type otherwise
         self._last_expiry = 0.0
         self._stage1(
             "responses", self.names.responses, self.names.rekeyed_responses, self.parse_response
@@ -178,12 +174,7 @@ class KpiEngine:
     # -- stage 1 -------------------------------------------------------------------------------
     def _stage1(self, name: str, source: str, rekeyed: str, parse: Parser) -> None:
         app = self.app
-        table = app.Table(
-            f"ids-{name}",
-            key_type=bytes,
-            partitions=self.partitions,
-        )
-        table.value_serializer = ID_STATE
+        table = codec_table(app, f"ids-{name}", ID_STATE, self.partitions)
         channel = app.topic(
             source,
             rekeyed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from stream.pipeline.app import CxApp
 from stream.pipeline.kpi_engine import KpiEngine
 
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger(__name__)
 
 
 def kpi_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
@@ -87,7 +89,12 @@ def register_kpi_views(app: CxApp, engine: KpiEngine) -> None:
     @app.timer(interval=app.settings.snapshot_interval)
     async def publish_snapshots() -> None:
         now = time.time()
-        for row in kpi_rows(engine, now):
+        try:
+            rows = kpi_rows(engine, now)
+        except Exception:  # a timer that raises stops the whole app; a missed snapshot does not
+            log.exception("KPI snapshot failed")
+            return
+        for row in rows:
             row.pop("vector")
             row["at"] = now
             key = "|".join(str(row.get(k, "")) for k in ("window", "kind", "channel", "queue"))
