@@ -27,12 +27,28 @@ def transition_entries(offset: int, state: IdState) -> list[Entry]:
     return _entries(offset, state.previous, -1) + _entries(offset, state.current, 1)
 
 
+def already_applied(state: IdState | None, src: str, offset: int) -> bool:
+    """True for a re-delivered message of the source that set `state`, at or before it.
+
+    Offsets of one source only grow, so a message at or below the offset that set the state
+    was processed before (a replay after a crash). At the offset itself the message re-sends
+    its entries (their first sending may be lost); below it, its entries are already in Kafka,
+    sent before the state that followed them was written.
+    """
+    return state is not None and state.src == src and offset <= state.offset
+
+
+def replay(state: IdState, offset: int) -> Decision:
+    entries = transition_entries(offset, state) if offset == state.offset else []
+    return Decision("replayed", entries, None)
+
+
 def decide_revision(
     state: IdState | None, src: str, offset: int, revision: int, new: Contribution
 ) -> Decision:
     """Responses: the highest revision wins; lower or equal revisions are duplicates."""
-    if state is not None and state.src == src and state.offset == offset:
-        return Decision("replayed", transition_entries(offset, state), None)
+    if state is not None and already_applied(state, src, offset):
+        return replay(state, offset)
     if state is None:
         fresh = IdState(revision, src, offset, new, None)
         return Decision("accepted", transition_entries(offset, fresh), fresh)
@@ -44,8 +60,8 @@ def decide_revision(
 
 def decide_once(state: IdState | None, src: str, offset: int, new: Contribution) -> Decision:
     """Dispatches: an id counts once, whatever it carries later."""
-    if state is not None and state.src == src and state.offset == offset:
-        return Decision("replayed", transition_entries(offset, state), None)
+    if state is not None and already_applied(state, src, offset):
+        return replay(state, offset)
     if state is not None:
         return Decision("duplicate", [], None)
     fresh = IdState(0, src, offset, new, None)
@@ -57,8 +73,8 @@ def decide_lifecycle(
 ) -> Decision:
     """Customers: activated while inactive counts an activation, cancelled while active counts
     a cancellation; anything else changes nothing (a duplicate). `revision` 1 means active."""
-    if state is not None and state.src == src and state.offset == offset:
-        return Decision("replayed", transition_entries(offset, state), None)
+    if state is not None and already_applied(state, src, offset):
+        return replay(state, offset)
     active = state is not None and state.revision == 1
     if event_type == "activated" and not active:
         slot = summary.ACTIVATIONS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -45,10 +46,27 @@ class CodecTable(faust.Table):
 
     def __init__(self, app: faust.App, *, value_codec: str, **kwargs: Any) -> None:
         self.value_codec = value_codec
+        self.unconfirmed: list[asyncio.Future[Any]] = []
         super().__init__(app, key_type=bytes, **kwargs)
 
     def _serializer_from_type(self, typ: Any) -> Any:
         return "raw" if typ is bytes else self.value_codec
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        future = super().send_changelog(*args, **kwargs)
+        self.unconfirmed.append(future)
+        return future
+
+    async def confirm_changelog(self) -> None:
+        """Wait until the broker has every changelog record written so far.
+
+        Agents call this before a batch's offsets may be committed: Faust's own flush before
+        a commit gives up on its send buffer after 0.1 s, so a commit could otherwise get
+        ahead of the state it covers, and a crash would then lose that state for good.
+        """
+        futures, self.unconfirmed = self.unconfirmed, []
+        if futures:
+            await asyncio.gather(*futures)
 
 
 def codec_table(app: faust.App, name: str, codec: str, partitions: int, **kwargs: Any) -> Any:

@@ -114,15 +114,9 @@ class KpiEngine:
             app, "kpi-buckets", BUCKET_STATE, self.partitions, store="memory://local"
         )
         self._last_expiry = 0.0
-        self._stage1(
-            "responses", self.names.responses, self.names.rekeyed_responses, self.parse_response
-        )
-        self._stage1(
-            "dispatches", self.names.dispatches, self.names.rekeyed_dispatches, self.parse_dispatch
-        )
-        self._stage1(
-            "lifecycle", self.names.lifecycle, self.names.rekeyed_lifecycle, self.parse_lifecycle
-        )
+        self._stage1("responses", self.names.responses, self.parse_response)
+        self._stage1("dispatches", self.names.dispatches, self.parse_dispatch)
+        self._stage1("lifecycle", self.names.lifecycle, self.parse_lifecycle)
         app.agent(self.partials, name="kpi-buckets")(self.aggregate)
 
     # -- parsers: bytes -> (id, decision) --------------------------------------------------------
@@ -172,32 +166,23 @@ class KpiEngine:
         )
 
     # -- stage 1 -------------------------------------------------------------------------------
-    def _stage1(self, name: str, source: str, rekeyed: str, parse: Parser) -> None:
+    def _stage1(self, name: str, source: str, parse: Parser) -> None:
         app = self.app
         table = codec_table(app, f"ids-{name}", ID_STATE, self.partitions)
-        channel = app.topic(
-            source,
-            rekeyed,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
-        rekey_topic = app.topics_by_name[rekeyed]
+        topic = app.topics_by_name[source]
 
         async def stage1(stream: faust.StreamT[bytes]) -> None:
             async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN):
-                await self._stage1_batch(stream, batch, source, table, rekey_topic, parse)
+                await self._stage1_batch(batch, source, table, topic, parse)
 
-        app.agent(channel, name=f"stage1-{name}")(stage1)
+        app.agent(topic, name=f"stage1-{name}")(stage1)
 
     async def _stage1_batch(
         self,
-        stream: faust.StreamT[bytes],
         batch: list[faust.EventT],
         source: str,
         table: faust.Table,
-        rekey_topic: faust.TopicT,
+        topic: faust.TopicT,
         parse: Parser,
     ) -> None:
         app = self.app
@@ -215,7 +200,9 @@ class KpiEngine:
             assert isinstance(parsed, Parsed)
             home = id_partition(parsed.key, self.partitions)
             if message.partition != home:
-                await rekey_topic.send(key=parsed.key, value=event.value, partition=home)
+                # Mis-keyed: publish it again where its id lives. Every message of an id then
+                # comes from one partition, in one order, which replays after a crash repeat.
+                await topic.send(key=parsed.key, value=event.value, partition=home)
                 continue
             src = f"{message.topic}:{message.partition}"
             use_event(event)
@@ -233,6 +220,7 @@ class KpiEngine:
         for key, (event, state) in pending.items():
             use_event(event)
             table[key] = state
+        await table.confirm_changelog()
 
     async def _send_partials(self, outgoing: dict[tuple[str, int], list[Entry]]) -> None:
         futures = [
@@ -253,6 +241,7 @@ class KpiEngine:
     async def aggregate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN):
             self._aggregate_batch(stream, batch)
+            await self.buckets.confirm_changelog()
 
     def _aggregate_batch(self, stream: faust.StreamT[bytes], batch: list[faust.EventT]) -> None:
         now = time.time()

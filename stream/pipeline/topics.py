@@ -18,11 +18,8 @@ class TopicNames:
     deadletter: str
     snapshots: str
     followups: str
-    # Internal: stage-1 -> stage-2 partial sums, and inputs re-routed to their id's partition.
+    # Internal: stage-1 -> stage-2 partial sums.
     partials: str
-    rekeyed_responses: str
-    rekeyed_dispatches: str
-    rekeyed_lifecycle: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicNames:
@@ -38,9 +35,6 @@ class TopicNames:
             snapshots=t("kpi.snapshots"),
             followups=t("followups"),
             partials=t("internal.kpi-partials"),
-            rekeyed_responses=t("internal.rekeyed.responses"),
-            rekeyed_dispatches=t("internal.rekeyed.dispatches"),
-            rekeyed_lifecycle=t("internal.rekeyed.lifecycle"),
         )
 
     def all(self) -> list[str]:

@@ -55,7 +55,7 @@ def assert_matches(actual: dict, expected: dict) -> None:
     for key, kpis in expected.items():
         got = actual[key]
         assert set(got) == set(kpis), f"{key}: KPIs {sorted(got)} != {sorted(kpis)}"
-        for name, value in kpis.items():
+        for name, value in sorted(kpis.items(), key=lambda item: item[0] not in COUNTS):
             if name in COUNTS:
                 assert got[name] == value, f"{key} {name}: {got[name]} != {value}"
             else:
