@@ -12,7 +12,7 @@ import click
 from faust.cli import AppCommand, argument, option
 
 from stream.localkafka import BrokerError, LocalBroker
-from stream.pipeline.topics import ensure_topics
+from stream.pipeline.topics import TopicNames, ensure_topics
 from stream.settings import PROJECT_ROOT, get_kafka_settings, get_settings
 from stream.worker import app
 
@@ -63,3 +63,34 @@ async def topics(self: AppCommand) -> None:
     """Create the contract's topics (explicit partition counts) if they do not exist."""
     created = await ensure_topics(get_settings(), get_kafka_settings())
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@app.command(
+    option(
+        "--rate", type=float, default=50.0, show_default=True, help="surveys offered per second"
+    ),
+    option("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"),
+    option("--seed", type=int, default=42, show_default=True),
+)
+async def simulate(self: AppCommand, rate: float, duration: float | None, seed: int) -> None:
+    """Produce synthetic call-center traffic into the raw topics."""
+    from stream.simulate import run_simulation
+
+    settings, kafka_settings = get_settings(), get_kafka_settings()
+    await ensure_topics(settings, kafka_settings)
+    sent = await run_simulation(
+        TopicNames.from_settings(settings), kafka_settings.aiokafka_kwargs(), rate, duration, seed
+    )
+    click.echo(f"sent {sent} messages")
+
+
+@app.command(
+    option(
+        "--rate", type=float, default=50.0, show_default=True, help="surveys offered per second"
+    ),
+)
+async def demo(self: AppCommand, rate: float) -> None:
+    """The main job: local Kafka, one worker, live traffic, /metrics and /kpi. Ctrl-C stops it."""
+    from stream.demo import run_demo
+
+    await run_demo(rate)

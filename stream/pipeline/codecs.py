@@ -16,7 +16,7 @@ class StructCodec(codecs.Codec):
     def __init__(self, type_: type, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(type_)
+        self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(type_)
 
     def _dumps(self, obj: Any) -> bytes:
         return self._encoder.encode(obj)
@@ -69,10 +69,13 @@ class CodecTable(faust.Table):
             await asyncio.gather(*futures)
 
 
-def codec_table(app: faust.App, name: str, codec: str, partitions: int, **kwargs: Any) -> Any:
+def codec_table(
+    app: faust.App, name: str, codec: str, partitions: int, **kwargs: Any
+) -> CodecTable:
     """Declare a CodecTable on `app` the way `app.Table` would."""
     table = CodecTable(
         app, value_codec=codec, name=name, beacon=app.tables.beacon, partitions=partitions,
         **kwargs,
     )  # fmt: skip
-    return app.tables.add(table)
+    app.tables.add(table)
+    return table

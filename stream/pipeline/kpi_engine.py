@@ -38,8 +38,14 @@ from stream.kpi import summary
 from stream.kpi.segments import CHURN, dispatch_segments, response_segments
 from stream.models import Dispatch, LifecycleEvent, SurveyResponse
 from stream.pipeline.app import CxApp
-from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, codec_table, register_codecs
-from stream.pipeline.events import use_event
+from stream.pipeline.codecs import (
+    BUCKET_STATE,
+    ID_STATE,
+    CodecTable,
+    codec_table,
+    register_codecs,
+)
+from stream.pipeline.events import batches, use_event
 from stream.pipeline.normalise import reject, safe_adapt, time_limits
 
 BATCH_MAX = 2000
@@ -172,7 +178,7 @@ class KpiEngine:
         topic = app.topics_by_name[source]
 
         async def stage1(stream: faust.StreamT[bytes]) -> None:
-            async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+            async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
                 await self._stage1_batch(batch, source, table, topic, parse)
 
         app.agent(topic, name=f"stage1-{name}")(stage1)
@@ -181,7 +187,7 @@ class KpiEngine:
         self,
         batch: list[faust.EventT],
         source: str,
-        table: faust.Table,
+        table: CodecTable,
         topic: faust.TopicT,
         parse: Parser,
     ) -> None:
@@ -239,17 +245,17 @@ class KpiEngine:
 
     # -- stage 2 -------------------------------------------------------------------------------
     async def aggregate(self, stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN):
-            self._aggregate_batch(stream, batch)
+        async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
+            self._aggregate_batch(batch)
             await self.buckets.confirm_changelog()
 
-    def _aggregate_batch(self, stream: faust.StreamT[bytes], batch: list[faust.EventT]) -> None:
+    def _aggregate_batch(self, batch: list[faust.EventT]) -> None:
         now = time.time()
         overlay = Overlay(self.buckets)
         owner_event: dict[bytes, faust.EventT] = {}
         for event in batch:
             try:
-                partial = _decode_partial(event.value)  # type: ignore[arg-type]
+                partial = _decode_partial(event.value)
             except (msgspec.DecodeError, TypeError):
                 continue  # only this project writes the topic; nothing else can be there
             for key in apply_partial(overlay, partial, now):
@@ -259,9 +265,9 @@ class KpiEngine:
             self.buckets[key] = overlay.local[key]
         if now - self._last_expiry >= EXPIRY_EVERY:
             self._last_expiry = now
-            self._expire(stream, batch, now)
+            self._expire(batch, now)
 
-    def _expire(self, stream: faust.StreamT[bytes], batch: list[faust.EventT], now: float) -> None:
+    def _expire(self, batch: list[faust.EventT], now: float) -> None:
         by_partition = {event.message.partition: event for event in batch}
         for key in expired(list(self.buckets.keys()), now):
             segment = parse_key(key)[0]

@@ -1,0 +1,115 @@
+"""Synthetic call-center traffic for demos: raw IVR/SMS/email answers, dispatches, lifecycle.
+
+Each channel has its own response rate and score mix; queues and agents vary a little, so the
+dashboards have something to show. A fixed seed makes a run reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from stream.pipeline.topics import TopicNames
+
+QUEUES = ("billing", "sales", "support", "retention")
+AGENTS = tuple(f"agent-{i:02d}" for i in range(1, 21))
+CHANNEL_SHARE = {"ivr": 0.4, "sms": 0.35, "email": 0.25}
+RESPONSE_RATE = {"ivr": 0.35, "sms": 0.22, "email": 0.12}
+NPS_MIX = {"billing": [0, 4, 6, 7, 8, 8, 9, 9, 10, 10], "sales": [6, 7, 8, 9, 9, 10, 10, 10, 10, 9]}
+SMS_WORDS = {9: "neuf", 10: "10!!", 8: "I'd say 8", 7: "seven", 6: "6/10"}
+
+
+@dataclass
+class Simulator:
+    names: TopicNames
+    seed: int = 42
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.counter = 0
+        self.customers = 0
+
+    def _nps(self, queue: str) -> int:
+        return self.rng.choice(NPS_MIX.get(queue, [5, 7, 8, 8, 9, 9, 10, 10, 6, 3]))
+
+    def messages(self, now: datetime) -> Iterator[tuple[str, bytes, bytes]]:
+        """(topic, key, value) for one survey offered to one customer."""
+        self.counter += 1
+        n = self.counter
+        rng = self.rng
+        channel = rng.choices(list(CHANNEL_SHARE), list(CHANNEL_SHARE.values()))[0]
+        queue, agent = rng.choice(QUEUES), rng.choice(AGENTS)
+        customer = f"cust-{rng.randint(1, 5000)}"
+        at = now.isoformat()
+        dispatch = f"d-{self.seed}-{n}"
+        yield self.names.dispatches, dispatch.encode(), orjson.dumps(
+            {"dispatch_id": dispatch, "channel": channel, "occurred_at": at, "queue": queue,
+             "agent_id": agent, "customer_id": customer}
+        )  # fmt: skip
+        if rng.random() < 0.01:
+            self.customers += 1
+            kind = "cancelled" if rng.random() < 0.3 else "activated"
+            yield (
+                self.names.lifecycle,
+                customer.encode(),
+                orjson.dumps(
+                    {"event_id": f"e-{n}", "customer_id": customer, "type": kind, "occurred_at": at}
+                ),
+            )
+        if rng.random() >= RESPONSE_RATE[channel]:
+            return
+        nps = self._nps(queue)
+        if channel == "ivr":
+            value = {"call_id": f"c-{n}", "ended_at": at, "queue": queue, "agent_id": agent,
+                     "customer_id": customer, "ani": "+33612345678",
+                     "digits": {"1": str(nps), "2": str(rng.choice([3, 4, 4, 5, 5]))}}  # fmt: skip
+            yield self.names.raw_ivr, f"c-{n}".encode(), orjson.dumps(value)
+        elif channel == "sms":
+            body = "STOP" if rng.random() < 0.02 else SMS_WORDS.get(nps, str(nps))
+            value = {"message_id": f"m-{n}", "received_at": at, "from": "+33698765432",
+                     "body": body, "survey": "nps", "dispatch_id": dispatch, "queue": queue,
+                     "agent_id": agent, "customer_id": customer}  # fmt: skip
+            yield self.names.raw_sms, f"m-{n}".encode(), orjson.dumps(value)
+        else:
+            survey = rng.choice(["nps", "csat", "ces"])
+            score = {"nps": nps, "csat": rng.choice([2, 3, 4, 5, 5]), "ces": rng.randint(3, 7)}
+            value = {"event_id": f"e-{n}", "submitted_at": at, "survey": survey,
+                     "score": str(score[survey]), "dispatch_id": dispatch, "queue": queue,
+                     "agent_id": agent, "customer_id": customer,
+                     "recipient": "someone@example.com"}  # fmt: skip
+            yield self.names.raw_email, f"e-{n}".encode(), orjson.dumps(value)
+
+
+async def run_simulation(
+    names: TopicNames,
+    producer_kwargs: dict[str, object],
+    rate: float,
+    duration: float | None,
+    seed: int,
+) -> int:
+    """Offer `rate` surveys per second for `duration` seconds (forever when None)."""
+    from aiokafka import AIOKafkaProducer
+
+    simulator = Simulator(names, seed)
+    producer = AIOKafkaProducer(**producer_kwargs, linger_ms=20)
+    await producer.start()
+    sent = 0
+    began = time.monotonic()
+    try:
+        while duration is None or time.monotonic() - began < duration:
+            tick = time.monotonic()
+            for _ in range(max(1, int(rate / 10))):
+                for topic, key, value in simulator.messages(datetime.now(UTC)):
+                    await producer.send(topic, value=value, key=key)
+                    sent += 1
+            await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+    finally:
+        await producer.stop()
+    return sent
