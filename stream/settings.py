@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     csi_weights: dict[str, float] = {}
     # Consumer-group session timeout: how long a crashed worker keeps its partitions.
     session_timeout: float = 10.0
+    # Seconds between two sweeps that forget ids whose answer left every window.
+    id_sweep_interval: float = 3600.0
     # Seconds between two KPI snapshots on cx.kpi.snapshots.
     snapshot_interval: float = 10.0
     # Events further than this in the future are rejected (`future_timestamp`).

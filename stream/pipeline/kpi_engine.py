@@ -36,6 +36,7 @@ from stream.channels.decode import decode
 from stream.kpi import response as response_kpi
 from stream.kpi import summary
 from stream.kpi.segments import CHURN, dispatch_segments, response_segments
+from stream.kpi.windows import LONGEST
 from stream.models import Dispatch, LifecycleEvent, SurveyResponse
 from stream.pipeline.app import CxApp
 from stream.pipeline.codecs import (
@@ -53,6 +54,7 @@ BATCH_WITHIN = 0.2
 EXPIRY_EVERY = 30.0
 _encode = msgspec.msgpack.Encoder().encode
 _decode_partial = msgspec.msgpack.Decoder(Partial).decode
+_decode_id_state = msgspec.msgpack.Decoder(IdState).decode
 _encode_json = msgspec.json.Encoder().encode
 
 
@@ -120,9 +122,11 @@ class KpiEngine:
             app, "kpi-buckets", BUCKET_STATE, self.partitions, store="memory://local"
         )
         self._last_expiry = 0.0
+        self._last_sweep: dict[str, float] = {}
         self._stage1("responses", self.names.responses, self.parse_response)
         self._stage1("dispatches", self.names.dispatches, self.parse_dispatch)
-        self._stage1("lifecycle", self.names.lifecycle, self.parse_lifecycle)
+        # Lifecycle states never expire: who is active now may depend on an old activation.
+        self._stage1("lifecycle", self.names.lifecycle, self.parse_lifecycle, sweep=False)
         app.agent(self.partials, name="kpi-buckets")(self.aggregate)
 
     # -- parsers: bytes -> (id, decision) --------------------------------------------------------
@@ -172,7 +176,7 @@ class KpiEngine:
         )
 
     # -- stage 1 -------------------------------------------------------------------------------
-    def _stage1(self, name: str, source: str, parse: Parser) -> None:
+    def _stage1(self, name: str, source: str, parse: Parser, sweep: bool = True) -> None:
         app = self.app
         table = codec_table(app, f"ids-{name}", ID_STATE, self.partitions)
         topic = app.topics_by_name[source]
@@ -180,6 +184,8 @@ class KpiEngine:
         async def stage1(stream: faust.StreamT[bytes]) -> None:
             async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
                 await self._stage1_batch(batch, source, table, topic, parse)
+                if sweep:
+                    await self._sweep_ids(name, table, batch)
 
         app.agent(topic, name=f"stage1-{name}")(stage1)
 
@@ -243,6 +249,28 @@ class KpiEngine:
                 key=response.response_id.encode(), value=_encode_json(followup)
             )
 
+    async def _sweep_ids(self, name: str, table: CodecTable, batch: list[faust.EventT]) -> None:
+        """Forget ids whose answer left every window, so id state does not grow for ever.
+
+        A late re-delivery of a forgotten id is `too_old` anyway; a revision with a recent
+        event time counts as new, which is right: the old answer is in no window any more.
+        """
+        now = time.time()
+        if now - self._last_sweep.get(name, 0.0) < self.app.settings.id_sweep_interval:
+            return
+        self._last_sweep[name] = now
+        horizon = now - LONGEST.seconds - self.app.settings.late_grace_seconds
+        by_partition = {event.message.partition: event for event in batch}
+        dbs = getattr(table.data, "_dbs", {})  # RocksDB: one database per partition
+        for partition, event in by_partition.items():
+            db = dbs.get(partition)
+            if db is None:
+                continue
+            use_event(event)
+            for key in [k for k, v in db.items() if _forgettable(v, horizon)]:
+                del table[key]
+        await table.confirm_changelog()
+
     # -- stage 2 -------------------------------------------------------------------------------
     async def aggregate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
@@ -288,6 +316,16 @@ class KpiEngine:
         for key, state in list(self.buckets.items()):
             if owner_partition(parse_key(key)[0], self.partitions) in owned:
                 yield key, state
+
+
+def _forgettable(raw: object, horizon: float) -> bool:
+    if not isinstance(raw, bytes):
+        return False
+    try:
+        state = _decode_id_state(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False  # Faust's own bookkeeping (e.g. the persisted offset) lives here too
+    return state.current is None or state.current.t < horizon
 
 
 class Overlay(MutableMapping[bytes, BucketState]):
