@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, MutableMapping
 
 from stream.aggregation.messages import BucketState, Partial
-from stream.kpi import summary
-from stream.kpi.segments import CHURN
+from stream.kpi import sci, summary
+from stream.kpi.segments import CHURN, is_customer
 from stream.kpi.windows import WINDOWS, Window
 
 SEP = "\x1f"
@@ -31,6 +31,11 @@ def keys_for(segment: str, t: float, now: float) -> list[bytes]:
     return keys
 
 
+def initial_vector(segment: str) -> list[float]:
+    """Customers keep only [sum, n] of their normalised answers: there are many of them."""
+    return [0.0, 0.0] if is_customer(segment) else summary.initialize()
+
+
 def apply_partial(
     states: MutableMapping[bytes, BucketState], partial: Partial, now: float
 ) -> set[bytes]:
@@ -46,12 +51,15 @@ def apply_partial(
         for key in keys_for(entry.segment, entry.t, now):
             state = states.get(key)
             if state is None:
-                state = states[key] = BucketState(summary.initialize(), {})
+                state = states[key] = BucketState(initial_vector(entry.segment), {})
             if key not in marks_before:
                 marks_before[key] = state.applied.get(partial.src, -1)
             if entry.offset <= marks_before[key]:
                 continue
-            summary.add(state.vector, entry.delta)
+            if is_customer(entry.segment):
+                sci.add_to_customer(state.vector, entry.delta)
+            else:
+                summary.add(state.vector, entry.delta)
             state.applied[partial.src] = max(state.applied.get(partial.src, -1), entry.offset)
             touched.add(key)
     return touched
@@ -61,7 +69,10 @@ def expired(keys: Iterable[bytes], now: float) -> list[bytes]:
     by_name = {w.name: w for w in WINDOWS}
     out = []
     for key in keys:
-        _, window, bucket = parse_key(key)
+        try:
+            _, window, bucket = parse_key(key)
+        except ValueError:
+            continue  # not a bucket key
         w: Window | None = by_name.get(window)
         if w is not None and not w.live(bucket, now):
             out.append(key)
@@ -90,3 +101,21 @@ def window_vectors(
                 if value:
                     vector[i] += value
     return dict(totals)
+
+
+def customer_window_sums(
+    items: Iterable[tuple[bytes, BucketState]], now: float
+) -> dict[str, dict[str, list[float]]]:
+    """window -> customer segment -> [sum, n] of normalised answers inside the window at `now`."""
+    by_name = {w.name: w for w in WINDOWS}
+    sums: dict[str, dict[str, list[float]]] = {
+        w.name: defaultdict(lambda: [0.0, 0.0]) for w in WINDOWS
+    }
+    for key, state in items:
+        segment, window, bucket = parse_key(key)
+        w = by_name.get(window)
+        if w is not None and w.contains(bucket, now):
+            total = sums[window][segment]
+            total[0] += state.vector[0]
+            total[1] += state.vector[1]
+    return sums

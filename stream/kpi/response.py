@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from stream.kpi import acsi, ces, csat, csi, nps, ratios
+from stream.kpi import acsi, ces, csat, csi, nps, ratios, sci
 from stream.kpi import summary as s
 from stream.models import SurveyResponse
 
@@ -34,4 +34,5 @@ def contribution(
         sparse += acsi.contribution(
             acsi.response_index(a.satisfaction, a.expectation, a.ideal, acsi_weights)
         )
+    sparse += sci.contribution(scores.nps, scores.csat, scores.ces)
     return sparse

@@ -2,7 +2,8 @@
 
 A response with channel c and queue q counts in (c, q), (c, all), (all, q) and (all, all);
 a response without a queue has queue "unassigned". With an agent_id it also counts in that
-agent's segment (agent-level KPIs). Lifecycle events count in the single "churn" segment.
+agent's segment (agent-level KPIs), and with a customer_id in that customer's segment (SCI).
+Lifecycle events count in the single "churn" segment.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ SEP = "|"
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    kind: str  # "q" (channel x queue), "a" (agent) or "churn"
+    kind: str  # "q" (channel x queue), "a" (agent), "c" (customer) or "churn"
     channel: str = ALL
     queue: str = ALL
-    agent_id: str = ""
+    agent_id: str = ""  # the agent's or, for kind "c", the customer's id
 
     def key(self) -> str:
         if self.kind == "q":
             return SEP.join(("q", self.channel, self.queue))
-        if self.kind == "a":
-            return SEP.join(("a", self.agent_id))
+        if self.kind in ("a", "c"):
+            return SEP.join((self.kind, self.agent_id))
         return CHURN
 
     @classmethod
@@ -34,12 +35,18 @@ class Segment:
         parts = key.split(SEP, 2)
         if parts[0] == "q":
             return cls("q", parts[1], parts[2])
-        if parts[0] == "a":
-            return cls("a", agent_id=key[2:])
+        if parts[0] in ("a", "c"):
+            return cls(parts[0], agent_id=key[2:])
         return cls(CHURN)
 
 
-def response_segments(channel: str, queue: str | None, agent_id: str | None) -> list[str]:
+def is_customer(segment: str) -> bool:
+    return segment.startswith("c" + SEP)
+
+
+def response_segments(
+    channel: str, queue: str | None, agent_id: str | None, customer_id: str | None = None
+) -> list[str]:
     q = queue or UNASSIGNED
     keys = [
         SEP.join(("q", channel, q)),
@@ -49,6 +56,8 @@ def response_segments(channel: str, queue: str | None, agent_id: str | None) -> 
     ]
     if agent_id:
         keys.append(SEP.join(("a", agent_id)))
+    if customer_id:
+        keys.append(SEP.join(("c", customer_id)))
     return keys
 
 

@@ -6,7 +6,8 @@ responses is the element-wise sum of their contributions, so summaries merge by 
 
 Slots: n (responses), NPS histogram 0..10, CSAT histogram 1..5, CES histogram 1..7, thumbs
 (answered, up), CSI (answered, sum of per-response CSI), ACSI (answered, sum of per-response
-index), dispatches, lifecycle (activations, cancellations).
+index), dispatches, lifecycle (activations, cancellations), SCI (sum and number of
+normalised answers).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ ACSI_SUM = 29
 DISPATCHES = 30
 ACTIVATIONS = 31
 CANCELLATIONS = 32
-SIZE = 33
+SCI_SUM = 33  # sum of normalised answers (for a customer's SCI)
+SCI_N = 34  # number of normalised answers
+SIZE = 35
 
 Vector = list[float]
 Sparse = list[float]  # flat [slot, value, slot, value, ...]

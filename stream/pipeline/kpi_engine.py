@@ -121,6 +121,8 @@ class KpiEngine:
         self.buckets = codec_table(
             app, "kpi-buckets", BUCKET_STATE, self.partitions, store="memory://local"
         )
+        # Per-customer buckets (SCI) grow with customers: RocksDB, not memory.
+        self.customers = codec_table(app, "kpi-customers", BUCKET_STATE, self.partitions)
         self._last_expiry = 0.0
         self._last_sweep: dict[str, float] = {}
         self._stage1("responses", self.names.responses, self.parse_response)
@@ -137,7 +139,7 @@ class KpiEngine:
         r = outcome.response
         new = Contribution(
             r.occurred_at.timestamp(),
-            response_segments(r.channel, r.queue, r.agent_id),
+            response_segments(r.channel, r.queue, r.agent_id, r.customer_id),
             response_kpi.contribution(r, self.csi_weights),
         )
         return Parsed(
@@ -272,37 +274,43 @@ class KpiEngine:
         await table.confirm_changelog()
 
     # -- stage 2 -------------------------------------------------------------------------------
+    def table_for(self, key: bytes) -> CodecTable:
+        return self.customers if key.startswith(b"c|") else self.buckets
+
     async def aggregate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
             self._aggregate_batch(batch)
             await self.buckets.confirm_changelog()
+            await self.customers.confirm_changelog()
 
     def _aggregate_batch(self, batch: list[faust.EventT]) -> None:
         now = time.time()
-        overlay = Overlay(self.buckets)
+        overlay = Overlay(self.table_for)
         owner_event: dict[bytes, faust.EventT] = {}
         for event in batch:
             try:
                 partial = _decode_partial(event.value)
             except (msgspec.DecodeError, TypeError):
                 continue  # only this project writes the topic; nothing else can be there
+            use_event(event)  # RocksDB reads the database of the event's partition
             for key in apply_partial(overlay, partial, now):
                 owner_event[key] = event
         for key, event in owner_event.items():
             use_event(event)
-            self.buckets[key] = overlay.local[key]
+            self.table_for(key)[key] = overlay.local[key]
         if now - self._last_expiry >= EXPIRY_EVERY:
             self._last_expiry = now
-            self._expire(batch, now)
+            self._expire(self.buckets, batch, now)
+            self._expire(self.customers, batch, now)
 
-    def _expire(self, batch: list[faust.EventT], now: float) -> None:
+    def _expire(self, table: CodecTable, batch: list[faust.EventT], now: float) -> None:
         by_partition = {event.message.partition: event for event in batch}
-        for key in expired(list(self.buckets.keys()), now):
+        for key in expired(list(table.keys()), now):
             segment = parse_key(key)[0]
             event = by_partition.get(owner_partition(segment, self.partitions))
             if event is not None:
                 use_event(event)
-                del self.buckets[key]
+                del table[key]
 
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
@@ -311,9 +319,10 @@ class KpiEngine:
             return set()
         return {tp.partition for tp in consumer.assignment() if tp.topic == self.names.partials}
 
-    def owned_items(self) -> Iterator[tuple[bytes, BucketState]]:
+    def owned_items(self, customers: bool = False) -> Iterator[tuple[bytes, BucketState]]:
         owned = self.owned_partitions()
-        for key, state in list(self.buckets.items()):
+        table = self.customers if customers else self.buckets
+        for key, state in list(table.items()):
             if owner_partition(parse_key(key)[0], self.partitions) in owned:
                 yield key, state
 
@@ -329,16 +338,16 @@ def _forgettable(raw: object, horizon: float) -> bool:
 
 
 class Overlay(MutableMapping[bytes, BucketState]):
-    """Reads through to the table, keeps writes local until the batch is done."""
+    """Reads through to the tables, keeps writes local until the batch is done."""
 
-    def __init__(self, table: Any) -> None:
-        self.table = table
+    def __init__(self, table_for: Callable[[bytes], Any]) -> None:
+        self.table_for = table_for
         self.local: dict[bytes, BucketState] = {}
 
     def __getitem__(self, key: bytes) -> BucketState:
         if key in self.local:
             return self.local[key]
-        value = self.table.get(key)
+        value = self.table_for(key).get(key)
         if value is None:
             raise KeyError(key)
         # Copy so that the table's object changes only when the batch writes it back.

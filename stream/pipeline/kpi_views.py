@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 from faust.web import Request, Response, View
 
-from stream.aggregation.buckets import ALL_TIME, window_vectors
-from stream.kpi import churn, report
+from stream.aggregation.buckets import ALL_TIME, customer_window_sums, window_vectors
+from stream.kpi import churn, report, sci
 from stream.kpi import summary as s
 from stream.kpi.segments import CHURN, Segment
 from stream.kpi.windows import WINDOWS
@@ -54,6 +54,21 @@ def kpi_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
             row["kpis"] = report.kpis(vector)
         row["vector"] = vector
         rows.append(row)
+    return rows + sci_rows(engine, now)
+
+
+def sci_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
+    """SCI per window over the customers of the partitions this worker owns."""
+    rows = []
+    for window, customers in customer_window_sums(engine.owned_items(customers=True), now).items():
+        result = sci.sci((total, n) for total, n in customers.values())
+        if result is None:
+            continue
+        kpis: dict[str, float] = {
+            f"sci_customers_{band}": n for band, n in result.customers.items()
+        }
+        kpis["sci_secure_ratio"] = result.secure_ratio
+        rows.append({"window": window, "kind": "sci", "kpis": kpis, "vector": []})
     return rows
 
 

@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.support.batch_kpi import batch_churn, batch_kpis
+from tests.support.batch_kpi import batch_churn, batch_kpis, batch_sci
 from tests.support.kafka_io import produce, read_exactly
 from tests.support.traffic import Traffic, make_traffic
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.kafka
 COUNTS = {"nps_responses", "nps_promoters", "nps_passives", "nps_detractors", "csat_responses",
-          "ces_responses", "churn_cancelled", "churn_active_at_start"}  # fmt: skip
+          "ces_responses", "churn_cancelled", "churn_active_at_start", "sci_customers_secure",
+          "sci_customers_neutral", "sci_customers_at_risk"}  # fmt: skip
 
 
 def fetch_rows(worker: Worker, at: float) -> list[dict[str, Any]]:
@@ -40,6 +41,8 @@ def rows_by_segment(rows: list[dict[str, Any]]) -> dict[tuple[str, tuple[str, ..
             segment: tuple[str, ...] = ("q", row["channel"], row["queue"])
         elif row["kind"] == "a":
             segment = ("a", row["agent_id"])
+        elif row["kind"] == "sci":
+            segment = ("sci",)
         else:
             segment = ("churn",)
         if row["kpis"]:
@@ -66,6 +69,8 @@ def expected_kpis(traffic: Traffic, at: float) -> dict:
     expected = batch_kpis(traffic.responses, traffic.dispatches, at)
     for window, kpis in batch_churn(traffic.lifecycle, at).items():
         expected[(window, ("churn",))] = kpis
+    for window, kpis in batch_sci(traffic.responses, at).items():
+        expected[(window, ("sci",))] = kpis
     return expected
 
 

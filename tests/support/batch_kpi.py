@@ -11,6 +11,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 WINDOWS = {"5m": (300, 15), "1h": (3600, 300), "24h": (86400, 3600), "7d": (604800, 43200)}
@@ -156,4 +157,36 @@ def batch_churn(lifecycle: list[dict[str, Any]], at: float) -> dict[str, dict[st
                 "churn_cancelled": inside.count("c"),
                 "churn_active_at_start": active_at_start,
             }
+    return out
+
+
+def batch_sci(responses: list[dict[str, Any]], at: float) -> dict[str, dict[str, float]]:
+    """window -> SCI: per customer, the mean of nps/10, (csat-1)/4, (ces-1)/6 in the window;
+    secure >= 0.9, neutral 0.7..0.9, at_risk < 0.7."""
+    out = {}
+    for window in WINDOWS:
+        per_customer: dict[str, list[Fraction]] = defaultdict(list)
+        for response in winning_responses(responses).values():
+            customer = response.get("customer_id")
+            if not customer or not in_window(epoch(response["occurred_at"]), window, at):
+                continue
+            scores = response["scores"]
+            if "nps" in scores:
+                per_customer[customer].append(Fraction(scores["nps"], 10))
+            if "csat" in scores:
+                per_customer[customer].append(Fraction(scores["csat"] - 1, 4))
+            if "ces" in scores:
+                per_customer[customer].append(Fraction(scores["ces"] - 1, 6))
+        bands = {"secure": 0, "neutral": 0, "at_risk": 0}
+        for values in per_customer.values():
+            if values:
+                mean = sum(values) / len(values)
+                secure, neutral = Fraction(9, 10), Fraction(7, 10)
+                bands[
+                    "secure" if mean >= secure else "neutral" if mean >= neutral else "at_risk"
+                ] += 1
+        customers = sum(bands.values())
+        if customers:
+            out[window] = {f"sci_customers_{b}": n for b, n in bands.items()}
+            out[window]["sci_secure_ratio"] = bands["secure"] / customers
     return out
