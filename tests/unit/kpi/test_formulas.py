@@ -382,37 +382,69 @@ def test_sci_normalised_answers(
     assert sci.normalised_answers(*answers) == pytest.approx(expected, abs=1e-15)
 
 
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ((9, None, None), [54]),
+        ((10, 1, 4), [60, 0, 30]),
+        ((None, 4, None), [45]),
+        ((None, None, 7), [60]),
+        ((None, None, None), []),
+        ((0, 5, 1), [0, 60, 0]),
+    ],
+)
+def test_sci_answers_in_sixtieths(
+    answers: tuple[int | None, int | None, int | None], expected: list[int]
+) -> None:
+    # nps/10 = 6 nps/60, (csat-1)/4 = 15 (csat-1)/60, (ces-1)/6 = 10 (ces-1)/60.
+    assert sci.sixtieths(*answers) == expected
+    assert [x / 60 for x in expected] == pytest.approx(sci.normalised_answers(*answers))
+    assert sci.contribution(*answers) == (
+        [s.SCI_SUM, sum(expected), s.SCI_N, len(expected)] if expected else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("total", "n", "band"),
+    [
+        (60, 1, "secure"),
+        (54, 1, "secure"),  # exactly 0.9
+        (108, 2, "secure"),
+        (53, 1, "neutral"),
+        (161, 3, "neutral"),  # 0.8944
+        (42, 1, "neutral"),  # exactly 0.7
+        (126, 3, "neutral"),  # three nps = 7 answers: exactly 0.7 (0.7+0.7+0.7 in floats is less)
+        (41, 1, "at_risk"),
+        (125, 3, "at_risk"),
+        (0, 4, "at_risk"),
+    ],
+)
+def test_sci_band_of_sum_is_exact_at_the_edges(total: int, n: int, band: str) -> None:
+    assert sci.band_of_sum(total, n) == band
+
+
 def test_sci_customers_and_secure_ratio() -> None:
     customers = [
-        (2.0, 2),  # 1.0 secure
-        (0.9, 1),  # nps 9 alone: exactly 0.9, secure
-        (1.4, 2),  # 0.7 neutral
-        (1.6, 2),  # 0.8 neutral
-        (0.5, 1),  # at risk
-        (0.0, 0),  # no answers in the window: not a customer of the window
+        (120, 2),  # mean 60/60 = 1.0: secure
+        (54, 1),  # nps 9 alone: exactly 0.9, secure
+        (84, 2),  # 0.7: neutral
+        (96, 2),  # 0.8: neutral
+        (30, 1),  # 0.5: at risk
+        (0, 0),  # no answers in the window: not a customer of the window
     ]
     result = sci.sci(customers)
     assert result is not None
     assert result.customers == {"secure": 2, "neutral": 2, "at_risk": 1}
     assert result.secure_ratio == pytest.approx(2 / 5)
     assert sci.sci([]) is None
-    assert sci.sci([(0.0, 0)]) is None
+    assert sci.sci([(0, 0)]) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG stream/kpi/sci.py band()/sci(): a mean of exactly 0.7 accumulated in floats "
-    "(0.7+0.7+0.7)/3 = 0.6999999999999998 is banded at_risk instead of neutral; "
-    "remove this marker once fixed",
-)
-def test_sci_band_of_exact_boundary_mean() -> None:
-    # One customer answering nps = 7 in three responses: mean exactly 7/10 -> neutral.
-    total = 0.0
-    for _ in range(3):
-        total += sum(sci.normalised_answers(7, None, None))
-    result = sci.sci([(total, 3)])
+def test_sci_of_a_customer_with_three_nps_7_answers_is_neutral() -> None:
+    vector = vector_of(sci.contribution(7, None, None) for _ in range(3))
+    result = sci.sci([(vector[s.SCI_SUM], vector[s.SCI_N])])
     assert result is not None
-    assert result.customers["neutral"] == 1
+    assert result.customers == {"secure": 0, "neutral": 1, "at_risk": 0}
 
 
 # -- Report and response contribution ----------------------------------------------------------
@@ -522,6 +554,8 @@ def test_response_contribution_slots() -> None:
         (s.CSI_SUM, 3.0),
         (s.ACSI_N, 1),
         (s.ACSI_SUM, 100.0),
+        (s.SCI_SUM, 6 * 8 + 15 * (2 - 1) + 10 * (6 - 1)),  # nps, csat, ces in sixtieths
+        (s.SCI_N, 3),
     ]:
         expected[slot] = value
     assert vector == pytest.approx(expected)
