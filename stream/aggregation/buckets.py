@@ -12,6 +12,7 @@ from stream.kpi.windows import WINDOWS, Window
 
 SEP = "\x1f"
 ALL_TIME = "all"  # the churn segment's all-time totals live in (churn, all, 0)
+AFTER = "+after"  # (segment, window + AFTER): buckets after the window's end (future events)
 
 
 def bucket_key(segment: str, window: str, bucket: int) -> bytes:
@@ -82,12 +83,18 @@ def expired(keys: Iterable[bytes], now: float) -> list[bytes]:
 def window_vectors(
     states: Mapping[bytes, BucketState] | Iterable[tuple[bytes, BucketState]], now: float
 ) -> dict[tuple[str, str], list[float]]:
-    """Summed vectors per (segment, window) over the buckets inside each window at `now`."""
+    """Summed vectors per (segment, window) over the buckets inside each window at `now`.
+
+    For the churn segment also (churn, window + AFTER): the buckets after the window's end,
+    which its all-time totals include but no window does yet.
+    """
     by_name = {w.name: w for w in WINDOWS}
     totals: dict[tuple[str, str], list[float]] = defaultdict(summary.initialize)
     items = states.items() if isinstance(states, Mapping) else states
     for key, state in items:
         segment, window, bucket = parse_key(key)
+        if is_customer(segment):
+            continue  # customers keep [sum, n] vectors: see customer_window_sums
         w = by_name.get(window)
         if w is None:
             if window == ALL_TIME:
@@ -95,8 +102,9 @@ def window_vectors(
                     totals[(segment, ALL_TIME)], state.vector
                 )
             continue
-        if w.contains(bucket, now):
-            vector = totals[(segment, window)]
+        inside = w.contains(bucket, now)
+        if inside or (segment == CHURN and bucket > w.bucket(now)):
+            vector = totals[(segment, window if inside else window + AFTER)]
             for i, value in enumerate(state.vector):
                 if value:
                     vector[i] += value

@@ -23,7 +23,8 @@ def wilson(successes: float, n: float, z: float = Z95) -> tuple[float, float]:
     denominator = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # min/max with p: rounding must not push a bound past the ratio itself (x = 0 or x = n)
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def nps_adjusted_wald(

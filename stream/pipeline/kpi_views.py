@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from faust.web import Request, Response, View
 
-from stream.aggregation.buckets import ALL_TIME, customer_window_sums, window_vectors
+from stream.aggregation.buckets import AFTER, ALL_TIME, customer_window_sums, window_vectors
 from stream.kpi import churn, report, sci
 from stream.kpi import summary as s
 from stream.kpi.segments import CHURN, Segment
@@ -30,13 +30,13 @@ def kpi_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
                 vectors.setdefault((key, w.name), s.initialize())
     rows = []
     for (key, window), vector in sorted(vectors.items()):
-        if window == ALL_TIME:
+        if window == ALL_TIME or window.endswith(AFTER):
             continue
         segment = Segment.parse(key)
         row: dict[str, Any] = {"window": window, "kind": segment.kind}
         if segment.kind == CHURN:
             total = vectors.get((key, ALL_TIME), s.initialize())
-            result = churn.churn(vector, total)
+            result = churn.churn(vector, total, vectors.get((key, window + AFTER)))
             row["kpis"] = (
                 {
                     "churn_ratio": result.ratio,

@@ -20,14 +20,22 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream.aggregation.buckets import apply_partial, window_vectors
 from stream.aggregation.dedupe import decide_revision
-from stream.aggregation.messages import BucketState, Contribution, IdState, Partial, owner_partition
+from stream.aggregation.messages import (
+    BucketState,
+    Contribution,
+    Entry,
+    IdState,
+    Partial,
+    owner_partition,
+)
 from stream.kpi import report
 from stream.kpi import response as response_kpi
 from stream.kpi import summary as s
@@ -42,6 +50,7 @@ POOL = [f"r{i}" for i in range(6)]
 MAX_CRASHES = 4
 ALL = "q|all|all"
 FLOAT_SLOTS = frozenset({s.CSI_SUM, s.ACSI_SUM})
+Draw = Callable[[st.SearchStrategy[Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ scores = (
         },
     )
     .filter(bool)
-    .map(lambda fields: Scores(**fields))
+    .map(lambda fields: Scores(**fields))  # type: ignore[arg-type]
 )
 # Mostly anywhere in the last 6 days (inside 7d), sometimes in the last minutes (5m, 1h).
 ages = st.one_of(st.integers(0, 6 * 86400), st.integers(0, 900)).map(float)
@@ -122,52 +131,53 @@ def run_stage1(
     src: str,
     log: Sequence[Answer],
     stage2: Stage2,
-    draw: Callable[[st.SearchStrategy[object]], object],
+    draw: Draw,
 ) -> int:
     """Process one source partition to its end, crashing at random; return the crash count."""
     committed = 0  # next offset to read after a restart
-    committed_states: dict[str, IdState] = {}  # durable: covered by a commit
-    uncommitted_writes: list[tuple[str, IdState]] = []  # written since, in order
-    durable = dict(committed_states)
+    kept_states: dict[str, IdState] = {}  # durable for good: committed, or survived a crash
+    unconfirmed: list[tuple[str, IdState]] = []  # state writes since, in write order
+    durable: dict[str, IdState] = {}  # the table as this run of stage 1 sees it
     position = 0
     crashes = 0
 
     def restart() -> None:
-        nonlocal durable, position, uncommitted_writes, crashes
+        nonlocal durable, kept_states, unconfirmed, position, crashes
         crashes += 1
         # Any write not covered by a commit may be lost; the others survive, in write order.
-        count = len(uncommitted_writes)
-        kept = draw(st.lists(st.booleans(), min_size=count, max_size=count))
-        durable = dict(committed_states)
-        for (response_id, state), keep in zip(uncommitted_writes, kept, strict=True):
+        kept = draw(st.lists(st.booleans(), min_size=len(unconfirmed), max_size=len(unconfirmed)))
+        for (response_id, state), keep in zip(unconfirmed, kept, strict=True):
             if keep:
-                durable[response_id] = state
-        uncommitted_writes = [w for w, k in zip(uncommitted_writes, kept, strict=True) if k]
+                kept_states[response_id] = state
+        durable = dict(kept_states)
+        unconfirmed = []
         position = committed
 
     while position < len(log):
         size = draw(st.integers(1, 6))
         batch = list(enumerate(log))[position : position + size]
         pending: dict[str, IdState] = {}
-        outgoing: dict[tuple[str, int], list] = defaultdict(list)
+        outgoing: dict[tuple[str, int], list[Entry]] = defaultdict(list)
         for offset, answer in batch:
             response = answer.response
             state = pending.get(response.response_id, durable.get(response.response_id))
-            decision = decide_revision(
-                state, src, offset, response.revision, answer.contribution
-            )
+            decision = decide_revision(state, src, offset, response.revision, answer.contribution)
             if decision.state is not None:
                 pending[response.response_id] = decision.state
             for entry in decision.entries:
                 outgoing[(src, owner_partition(entry.segment, DESTINATIONS))].append(entry)
-        partials = [(dest, Partial(source, entries)) for (source, dest), entries in outgoing.items()]
+        partials = [
+            (dest, Partial(source, entries)) for (source, dest), entries in outgoing.items()
+        ]
 
         crash = "none"
         if crashes < MAX_CRASHES:
             crash = draw(st.sampled_from(["none", "none", "none", "partials", "states"]))
         if crash == "partials":
             # Crash while sending: some partials of the batch are delivered, no state written.
-            delivered = draw(st.lists(st.booleans(), min_size=len(partials), max_size=len(partials)))
+            delivered = draw(
+                st.lists(st.booleans(), min_size=len(partials), max_size=len(partials))
+            )
             for (dest, partial), ok in zip(partials, delivered, strict=True):
                 if ok:
                     stage2.deliver(dest, partial)
@@ -177,7 +187,7 @@ def run_stage1(
             stage2.deliver(dest, partial)
         for response_id, state in pending.items():
             durable[response_id] = state
-            uncommitted_writes.append((response_id, state))
+            unconfirmed.append((response_id, state))
         if crash == "states":
             # Crash while (or after) writing the states, before the offsets commit.
             restart()
@@ -185,8 +195,8 @@ def run_stage1(
         position += len(batch)
         if draw(st.booleans()):
             committed = position
-            committed_states = dict(durable)
-            uncommitted_writes = []
+            kept_states = dict(durable)
+            unconfirmed = []
     return crashes
 
 
@@ -194,15 +204,14 @@ def expected_vectors(
     events: Sequence[tuple[str, int]], contents: Mapping[tuple[str, int], Answer]
 ) -> dict[tuple[str, str], list[float]]:
     """Independent batch computation: the highest revision of each id, in every window."""
-    winners = {}
+    winners: dict[str, int] = {}
     for response_id, revision in events:
         winners[response_id] = max(revision, winners.get(response_id, -1))
     totals: dict[tuple[str, str], list[float]] = defaultdict(s.initialize)
     for response_id, revision in winners.items():
-        answer = contents[(response_id, revision)]
-        t = answer.response.occurred_at.timestamp()
-        sparse = response_kpi.contribution(answer.response)
-        r = answer.response
+        r = contents[(response_id, revision)].response
+        t = r.occurred_at.timestamp()
+        sparse = response_kpi.contribution(r)
         for segment in response_segments(r.channel, r.queue, r.agent_id):
             for window in WINDOWS:
                 if window.contains(window.bucket(t), NOW):
@@ -221,7 +230,7 @@ def assert_same_vector(actual: Sequence[float], expected: Sequence[float], where
 def simulate(
     events: Sequence[tuple[str, int]],
     contents: Mapping[tuple[str, int], Answer],
-    draw: Callable[[st.SearchStrategy[object]], object],
+    draw: Draw,
 ) -> tuple[Stage2, int]:
     logs: list[list[Answer]] = [[] for _ in range(SOURCES)]
     for key in events:
@@ -239,7 +248,7 @@ def simulate(
     return stage2, crashes
 
 
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(traffic(), st.data())
 def test_windows_hold_exactly_the_winning_revisions(
     generated: tuple[list[tuple[str, int]], dict[tuple[str, int], Answer]],
@@ -271,7 +280,7 @@ class Scripted:
     def __init__(self, choices: Sequence[object]) -> None:
         self.choices = list(choices)
 
-    def __call__(self, strategy: st.SearchStrategy[object]) -> object:
+    def __call__(self, strategy: st.SearchStrategy[Any]) -> Any:
         return self.choices.pop(0)
 
 

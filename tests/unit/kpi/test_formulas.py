@@ -19,7 +19,7 @@ from stream.models import Acsi, CsiRating, Scores, SurveyResponse
 Z = NormalDist().inv_cdf(0.975)
 
 
-def vector_of(contributions: Iterable[s.Sparse]) -> s.Vector:
+def vector_of(contributions: Iterable[Sequence[float]]) -> s.Vector:
     vector = s.initialize()
     for sparse in contributions:
         s.add(vector, sparse)
@@ -166,12 +166,6 @@ def test_wilson_rejects_empty_sample() -> None:
         wilson(0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG stream/kpi/intervals.py wilson(): rounding puts the bound at 2.8e-17 above 0 "
-    "for x=0 (n=7) and at 1-1.1e-16 for x=n (n=10), so the interval misses the ratio; "
-    "remove this marker once fixed",
-)
 @pytest.mark.parametrize(("x", "n"), [(0, 7), (10, 10)])
 def test_wilson_contains_ratio_at_the_edges(x: int, n: int) -> None:
     lower, upper = wilson(x, n)
@@ -297,9 +291,7 @@ def test_acsi_response_index(
 
 def test_acsi_mean_over_responses() -> None:
     triples = [(10, 10, 10), (1, 1, 1), (8, 7, 9)]
-    vector = vector_of(
-        response_kpi.contribution(response(Scores(acsi=Acsi(*t)))) for t in triples
-    )
+    vector = vector_of(response_kpi.contribution(response(Scores(acsi=Acsi(*t)))) for t in triples)
     assert vector[s.ACSI_N] == 3
     assert acsi.acsi(vector) == pytest.approx((100 + 0 + 21 / 27 * 100) / 3, abs=1e-9)
     weighted = vector_of(

@@ -50,7 +50,7 @@ scores = (
         },
     )
     .filter(bool)
-    .map(lambda fields: Scores(**fields))
+    .map(lambda fields: Scores(**fields))  # type: ignore[arg-type]
 )
 responses = st.builds(
     SurveyResponse,
@@ -68,8 +68,7 @@ def contributions(
     answers: Iterable[SurveyResponse | None], weights: Mapping[str, float] | None
 ) -> list[s.Sparse]:
     return [
-        [s.DISPATCHES, 1] if a is None else response_kpi.contribution(a, weights)
-        for a in answers
+        [s.DISPATCHES, 1] if a is None else response_kpi.contribution(a, weights) for a in answers
     ]
 
 
