@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.support.batch_kpi import batch_churn, batch_kpis, batch_sci
+from tests.support.batch_kpi import batch_churn, batch_kpis, batch_sci, epoch, winning_responses
 from tests.support.kafka_io import produce, read_exactly
 from tests.support.traffic import Traffic, make_traffic
 from tests.support.worker import Worker
@@ -63,6 +63,10 @@ def assert_matches(actual: dict, expected: dict) -> None:
                 assert got[name] == value, f"{key} {name}: {got[name]} != {value}"
             else:
                 assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-9), f"{key} {name}"
+
+
+def too_old(response: dict[str, Any]) -> bool:
+    return epoch(response["occurred_at"]) < time.time() - 8 * 86400
 
 
 def expected_kpis(traffic: Traffic, at: float) -> dict:
@@ -115,14 +119,28 @@ async def test_tables_equal_batch_computation(
 ) -> None:
     now = datetime.now(UTC)
     traffic = make_traffic(now, responses=10_000, seed=11)
-    worker = make_worker().start(wait_for_partitions=4)
+    worker = make_worker(CX_SNAPSHOT_INTERVAL="1").start(wait_for_partitions=4)
     await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
     await wait_until_matches(worker, traffic)
 
     dead = await read_exactly(kafka_bootstrap, topic_prefix + "deadletter", traffic.too_old)
     assert {json.loads(r.value)["reason"] for r in dead} == {"too_old"}
-    followups = await read_exactly(kafka_bootstrap, topic_prefix + "followups", 1, timeout=5)
+    # One follow-up per detractor answer: every id whose counted answer is a detractor has one,
+    # and only ids that had a detractor answer at some revision do.
+    winners = winning_responses(traffic.responses)
+    must = {rid for rid, r in winners.items() if r["scores"].get("nps", 10) <= 6 and not too_old(r)}
+    may = {r["response_id"] for r in traffic.responses if r["scores"].get("nps", 10) <= 6}
+    followups = await read_exactly(kafka_bootstrap, topic_prefix + "followups", len(must))
+    keys = {r.key.decode() for r in followups}
+    assert must <= keys <= may
     assert all(b"comment" not in r.value and b"+33" not in r.value for r in followups)
+
+    # Snapshots carry the same KPIs as the tables at their own time.
+    await asyncio.sleep(2.5)
+    snapshots = await read_exactly(kafka_bootstrap, topic_prefix + "kpi.snapshots", 1, timeout=10)
+    latest = json.loads([r for r in snapshots if r.key == b"1h|q|all|all"][-1].value)
+    expected = expected_kpis(traffic, latest["at"])[("1h", ("q", "all", "all"))]
+    assert_matches({"s": latest["kpis"]}, {"s": expected})
 
     inputs = len(traffic.response_messages) + len(traffic.dispatch_messages)
     inputs += len(traffic.lifecycle_messages)
