@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     session_timeout: float = 10.0
     # Seconds between two sweeps that forget ids whose answer left every window.
     id_sweep_interval: float = 3600.0
+    # Agent-level gauges: the top agents by volume per window; the rest export as "other".
+    agent_top_k: int = 100
     # Seconds between two KPI snapshots on cx.kpi.snapshots.
     snapshot_interval: float = 10.0
     # Events further than this in the future are rejected (`future_timestamp`).

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from stream.exporter import KpiCollector
+from stream.exporter.lag import ConsumerLagCollector
 from stream.pipeline.app import CxApp
+from stream.pipeline.kpi_engine import KpiEngine
+from stream.pipeline.kpi_views import kpi_rows
 
 
-def register_web(app: CxApp) -> None:
+def register_web(app: CxApp, engine: KpiEngine) -> None:
+    app.registry.register(
+        KpiCollector(lambda: kpi_rows(engine, time.time()), top_k=app.settings.agent_top_k)
+    )
+    app.registry.register(ConsumerLagCollector(app))
+
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:

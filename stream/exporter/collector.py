@@ -1,0 +1,120 @@
+"""A prometheus_client collector that turns KPI rows into the contract's gauges at scrape time.
+
+It holds no state: each scrape asks `rows()` for the (window, segment) rows the worker owns
+now, so after a rebalance a worker stops exporting what it no longer owns. Agent-level KPIs
+are capped to the `top_k` agents by volume in each window; the others are merged into
+agent_id="other" (their summary vectors are added, then the KPIs computed), so label
+cardinality stays bounded whatever the traffic.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from stream.kpi import report, summary
+
+# Contract metric -> help text, for the channel/queue KPI gauges (name without the cx_ prefix).
+SEGMENT_GAUGES = {
+    "nps": "Net Promoter Score, -100..100.",
+    "nps_lower": "Lower bound of the NPS 95% adjusted-Wald interval.",
+    "nps_upper": "Upper bound of the NPS 95% adjusted-Wald interval.",
+    "nps_responses": "Answers to the NPS question in the window.",
+    "nps_promoters": "NPS answers 9-10.",
+    "nps_passives": "NPS answers 7-8.",
+    "nps_detractors": "NPS answers 0-6.",
+    "csat_top_box_ratio": "Share of CSAT answers equal to 5.",
+    "csat_top2_box_ratio": "Share of CSAT answers of 4 or 5.",
+    "csat_top2_box_lower": "Lower bound of the top-2-box 95% Wilson interval.",
+    "csat_top2_box_upper": "Upper bound of the top-2-box 95% Wilson interval.",
+    "csat_responses": "Answers to the CSAT question in the window.",
+    "ces_average": "Mean CES answer, 1..7 (higher is easier).",
+    "ces_agree_ratio": "Share of CES answers of 5 or more.",
+    "ces_responses": "Answers to the CES question in the window.",
+    "thumbs_up_ratio": "Share of thumbs-up answers.",
+    "csi": "Customer Satisfaction Index: mean of sum_j w_j (perceived_j - expected_j).",
+    "acsi_index": "ACSI-style satisfaction index, 0..100.",
+    "response_ratio": "Responses / dispatched surveys in the window.",
+}
+AGENT_GAUGES = {
+    "nps": ("cx_agent_nps", "NPS of one agent (top agents by volume; the rest as 'other')."),
+    "csat_top2_box_ratio": (
+        "cx_agent_csat_top2_box_ratio",
+        "CSAT top-2-box ratio of one agent (top agents by volume; the rest as 'other').",
+    ),
+}
+Row = dict[str, Any]
+
+
+class KpiCollector(Collector):
+    def __init__(self, rows: Callable[[], list[Row]], top_k: int = 100) -> None:
+        self.rows = rows
+        self.top_k = top_k
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        rows = self.rows()
+        yield from self._segment_gauges([r for r in rows if r["kind"] == "q"])
+        yield from self._agent_gauges([r for r in rows if r["kind"] == "a"])
+        yield from self._churn_and_sci(rows)
+
+    def _segment_gauges(self, rows: list[Row]) -> Iterator[GaugeMetricFamily]:
+        labels = ["window", "channel", "queue"]
+        families = {
+            name: GaugeMetricFamily(f"cx_{name}", text, labels=labels)
+            for name, text in SEGMENT_GAUGES.items()
+        }
+        for row in rows:
+            for name, value in row["kpis"].items():
+                if name in families:
+                    families[name].add_metric([row["window"], row["channel"], row["queue"]], value)
+        yield from (family for family in families.values() if family.samples)
+
+    def _agent_gauges(self, rows: list[Row]) -> Iterator[GaugeMetricFamily]:
+        families = {
+            kpi: GaugeMetricFamily(name, text, labels=["window", "agent_id"])
+            for kpi, (name, text) in AGENT_GAUGES.items()
+        }
+        by_window: dict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            by_window[row["window"]].append(row)
+        for window, agents in by_window.items():
+            for agent_id, kpis in self._fold(agents):
+                for kpi, family in families.items():
+                    if kpi in kpis:
+                        family.add_metric([window, agent_id], kpis[kpi])
+        yield from (family for family in families.values() if family.samples)
+
+    def _fold(self, agents: list[Row]) -> Iterator[tuple[str, dict[str, float]]]:
+        """The top_k agents by responses, then every other agent merged into 'other'."""
+        ranked = sorted(agents, key=lambda r: (-r["vector"][summary.N], r["agent_id"]))
+        for row in ranked[: self.top_k]:
+            yield row["agent_id"], row["kpis"]
+        rest = ranked[self.top_k :]
+        if rest:
+            yield "other", report.kpis(summary.merge_all(r["vector"] for r in rest))
+
+    def _churn_and_sci(self, rows: list[Row]) -> Iterator[GaugeMetricFamily]:
+        churn = GaugeMetricFamily(
+            "cx_churn_ratio", "Customers cancelled in the window / active at its start.",
+            labels=["window"],
+        )  # fmt: skip
+        customers = GaugeMetricFamily(
+            "cx_sci_customers", "Customers with answers in the window, by SCI band.",
+            labels=["window", "band"],
+        )  # fmt: skip
+        secure = GaugeMetricFamily(
+            "cx_sci_secure_ratio", "Share of customers in the secure SCI band.", labels=["window"]
+        )
+        for row in rows:
+            kpis, window = row["kpis"], row["window"]
+            if row["kind"] == "churn" and "churn_ratio" in kpis:
+                churn.add_metric([window], kpis["churn_ratio"])
+            elif row["kind"] == "sci":
+                for band in ("secure", "neutral", "at_risk"):
+                    customers.add_metric([window, band], kpis[f"sci_customers_{band}"])
+                secure.add_metric([window], kpis["sci_secure_ratio"])
+        yield from (family for family in (churn, customers, secure) if family.samples)

@@ -1,0 +1,73 @@
+"""/metrics on a real worker: the gauges equal the independent batch KPIs, and promtool
+finds no naming problem in a real scrape."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.integration.test_kpi_engine import expected_kpis, produce_all, wait_until_matches
+from tests.support.traffic import make_traffic
+
+pytestmark = pytest.mark.kafka
+SAMPLE = re.compile(r"^(cx_[a-z0-9_]+)\{([^}]*)\} (\S+)$")
+
+
+def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    samples = {}
+    for line in text.splitlines():
+        if match := SAMPLE.match(line):
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+            samples[(match.group(1), labels)] = float(match.group(3))
+    return samples
+
+
+async def test_metrics_equal_batch_kpis(kafka_bootstrap: str, topic_prefix: str, make_worker):
+    traffic = make_traffic(datetime.now(UTC), responses=2000, seed=21)
+    worker = make_worker().start(wait_for_partitions=4)
+    await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
+    await wait_until_matches(worker, traffic)
+
+    while True:  # scrape within one 15 s bucket, so every window has the same edges throughout
+        before = time.time()
+        samples = parse(worker.metrics())
+        if int(before // 15) == int(time.time() // 15):
+            break
+    expected = expected_kpis(traffic, before)
+    checked = 0
+    for (window, segment), kpis in expected.items():
+        if segment[0] != "q":
+            continue
+        labels = frozenset({("window", window), ("channel", segment[1]), ("queue", segment[2])})
+        for name, value in kpis.items():
+            assert samples[(f"cx_{name}", labels)] == pytest.approx(value, rel=1e-9, abs=1e-9)
+            checked += 1
+        if "csat_top2_box_ratio" not in kpis:
+            assert ("cx_csat_top2_box_ratio", labels) not in samples  # absent, not 0
+    assert checked > 1000
+    for window, kpis in expected.items():
+        if window[1] == ("sci",):
+            assert samples[("cx_sci_secure_ratio", frozenset({("window", window[0])}))] == (
+                pytest.approx(kpis["sci_secure_ratio"])
+            )
+
+
+async def test_promtool_accepts_a_real_scrape(kafka_bootstrap: str, topic_prefix: str, make_worker):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run scripts/setup.sh (Debian package prometheus)"
+    traffic = make_traffic(datetime.now(UTC), responses=300, seed=22)
+    worker = make_worker().start(wait_for_partitions=4)
+    await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
+    await wait_until_matches(worker, traffic)
+    text = worker.metrics()
+    for family in ("cx_nps", "cx_events_total", "cx_agent_nps", "cx_sci_customers"):
+        assert f"\n{family}{{" in text, family
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

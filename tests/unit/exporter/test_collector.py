@@ -1,0 +1,82 @@
+"""The KPI collector on a fresh registry: names, labels, absence, top-K folding of agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from stream.exporter import KpiCollector
+from stream.kpi import report, summary
+from stream.kpi.nps import contribution as nps_answer
+
+
+def vector(*nps_scores: int) -> list[float]:
+    v = summary.initialize()
+    for score in nps_scores:
+        summary.add(v, [summary.N, 1, *nps_answer(score)])
+    return v
+
+
+def q_row(window: str, channel: str, queue: str, v: list[float]) -> dict[str, Any]:
+    return {"window": window, "kind": "q", "channel": channel, "queue": queue,
+            "kpis": report.kpis(v), "vector": v}  # fmt: skip
+
+
+def agent_row(window: str, agent: str, v: list[float]) -> dict[str, Any]:
+    return {"window": window, "kind": "a", "agent_id": agent, "kpis": report.kpis(v), "vector": v}
+
+
+def scrape(rows: list[dict[str, Any]], top_k: int = 100) -> dict[str, float]:
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: rows, top_k=top_k))
+    samples = {}
+    for line in generate_latest(registry).decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_segment_gauges_carry_window_channel_queue() -> None:
+    samples = scrape([q_row("1h", "sms", "billing", vector(10, 9, 3))])
+    labels = '{channel="sms",queue="billing",window="1h"}'
+    assert samples[f"cx_nps{labels}"] == 100 * (2 - 1) / 3
+    assert samples[f"cx_nps_promoters{labels}"] == 2
+    assert samples[f"cx_nps_detractors{labels}"] == 1
+    assert samples[f"cx_nps_lower{labels}"] < samples[f"cx_nps{labels}"]
+
+
+def test_a_kpi_without_answers_is_absent() -> None:
+    samples = scrape([q_row("5m", "ivr", "all", vector(8))])
+    assert any(name.startswith("cx_nps{") for name in samples)
+    assert not any(name.startswith("cx_csat") for name in samples)
+    assert not any(name.startswith("cx_ces") for name in samples)
+    assert scrape([]) == {}
+
+
+def test_agents_beyond_top_k_fold_into_other() -> None:
+    rows = [agent_row("24h", f"agent-{i}", vector(*([10] * (10 - i)))) for i in range(5)]
+    rows.append(agent_row("24h", "agent-low", vector(0, 0)))
+    samples = scrape(rows, top_k=2)
+    agents = {name for name in samples if name.startswith("cx_agent_nps")}
+    assert agents == {
+        'cx_agent_nps{agent_id="agent-0",window="24h"}',
+        'cx_agent_nps{agent_id="agent-1",window="24h"}',
+        'cx_agent_nps{agent_id="other",window="24h"}',
+    }
+    # "other" merges the answers of agent-2..4 (8+7+6 promoters) and agent-low (2 detractors)
+    assert samples['cx_agent_nps{agent_id="other",window="24h"}'] == 100 * (21 - 2) / 23
+
+
+def test_churn_and_sci_have_window_labels_only() -> None:
+    rows = [
+        {"window": "7d", "kind": "churn", "kpis": {"churn_ratio": 0.04}, "vector": []},
+        {"window": "1h", "kind": "sci", "vector": [], "kpis": {
+            "sci_customers_secure": 3, "sci_customers_neutral": 1, "sci_customers_at_risk": 0,
+            "sci_secure_ratio": 0.75}},
+    ]  # fmt: skip
+    samples = scrape(rows)
+    assert samples['cx_churn_ratio{window="7d"}'] == 0.04
+    assert samples['cx_sci_customers{band="secure",window="1h"}'] == 3
+    assert samples['cx_sci_secure_ratio{window="1h"}'] == 0.75
