@@ -46,6 +46,16 @@ class BucketState(msgspec.Struct, array_like=True):
     applied: dict[str, int]
 
 
+SCI_OWNER = b"sci"
+
+
 def owner_partition(segment: str, partitions: int) -> int:
-    """The one partition that aggregates a segment (stable across processes and restarts)."""
+    """The one partition that aggregates a segment (stable across processes and restarts).
+
+    Every customer segment goes to one partition: the SCI counts customers by band over all
+    customers, so one owner sees them all and exports cx_sci_* alone. (Spreading them would
+    need a third stage that adds per-partition band counts.)
+    """
+    if segment.startswith("c|"):
+        return zlib.crc32(SCI_OWNER) % partitions
     return zlib.crc32(segment.encode()) % partitions

@@ -185,7 +185,7 @@ class KpiEngine:
 
         async def stage1(stream: faust.StreamT[bytes]) -> None:
             async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
-                await self._stage1_batch(batch, source, table, topic, parse)
+                await self._stage1_batch(self.still_assigned(batch), source, table, topic, parse)
                 if sweep:
                     await self._sweep_ids(name, table, batch)
 
@@ -279,7 +279,7 @@ class KpiEngine:
 
     async def aggregate(self, stream: faust.StreamT[bytes]) -> None:
         async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
-            self._aggregate_batch(batch)
+            self._aggregate_batch(self.still_assigned(batch))
             await self.buckets.confirm_changelog()
             await self.customers.confirm_changelog()
 
@@ -311,6 +311,16 @@ class KpiEngine:
             if event is not None:
                 use_event(event)
                 del table[key]
+
+    def still_assigned(self, batch: list[faust.EventT]) -> list[faust.EventT]:
+        """Drop events of partitions revoked while they waited in the batch buffer.
+
+        Their new owner replays them from the committed offset against its own, newer state;
+        handling them here as well could send a different transition under the same source
+        offset, and stage 2 would keep whichever arrived first.
+        """
+        assigned = self.app.consumer.assignment()
+        return [event for event in batch if event.message.tp in assigned]
 
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
