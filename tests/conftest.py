@@ -1,4 +1,5 @@
-"""Integration fixtures: one real Kafka broker per test session, unique topics per test."""
+"""Shared fixtures: one real Kafka broker per test session (started only when a test needs it),
+unique topics per test, worker subprocesses."""
 
 from __future__ import annotations
 
