@@ -46,16 +46,16 @@ class BucketState(msgspec.Struct, array_like=True):
     applied: dict[str, int]
 
 
-SCI_OWNER = b"sci"
+GROUP_OWNERS = {"c|": b"sci", "a|": b"agents"}
 
 
 def owner_partition(segment: str, partitions: int) -> int:
     """The one partition that aggregates a segment (stable across processes and restarts).
 
-    Every customer segment goes to one partition: the SCI counts customers by band over all
-    customers, so one owner sees them all and exports cx_sci_* alone. (Spreading them would
-    need a third stage that adds per-partition band counts.)
+    All customer segments share one partition, and so do all agent segments: the SCI counts
+    customers by band over every customer, and the agent gauges rank every agent to keep the
+    top K and fold the rest into "other", so one owner must see them all to export each of
+    those series alone. (Spreading them would need a third stage adding per-partition parts.)
     """
-    if segment.startswith("c|"):
-        return zlib.crc32(SCI_OWNER) % partitions
-    return zlib.crc32(segment.encode()) % partitions
+    owner = GROUP_OWNERS.get(segment[:2])
+    return zlib.crc32(owner if owner else segment.encode()) % partitions

@@ -26,8 +26,8 @@ async def test_each_series_on_exactly_one_worker(
     kafka_bootstrap: str, topic_prefix: str, make_worker
 ) -> None:
     traffic = make_traffic(datetime.now(UTC), responses=3000, seed=31)
-    first = make_worker("one").start(wait_for_partitions=1)
-    second = make_worker("two").start(wait_for_partitions=1)
+    first = make_worker("one", CX_AGENT_TOP_K="5").start(wait_for_partitions=1)
+    second = make_worker("two", CX_AGENT_TOP_K="5").start(wait_for_partitions=1)
     await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
 
     deadline = time.monotonic() + 120
@@ -56,6 +56,10 @@ async def test_each_series_on_exactly_one_worker(
     assert kpi_series[0] and kpi_series[1], "both workers should own some series"
     expected = expected_kpis(traffic, before)
     merged = {**scrapes[0], **scrapes[1]}
+    for window in ("5m", "1h", "24h", "7d"):  # 25 agents: the top 5 and "other", on one worker
+        agents = [dict(labels)["agent_id"] for name, labels in merged
+                  if name == "cx_agent_nps" and dict(labels)["window"] == window]  # fmt: skip
+        assert len(agents) == 6 and "other" in agents, (window, agents)
     for (window, segment), kpis in expected.items():
         if segment[0] == "q":
             labels = frozenset({("window", window), ("channel", segment[1]), ("queue", segment[2])})
