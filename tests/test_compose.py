@@ -7,7 +7,6 @@ project's setup (scripts/setup.sh); without it these tests fail, they are never 
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -41,123 +41,8 @@ def compose(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-# --- a reader for the block-style YAML that `docker-compose config` prints --------------------
-# (PyYAML is not a dependency of the project; this covers what Compose emits: nested block
-# mappings and sequences of plain or quoted scalars, and the empty collections {} and [].)
-
-_KEY = re.compile(
-    r"""^(?P<key>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s'"#][^#]*?):(?:\s+(?P<rest>.*))?$"""
-)
-
-
-def _scalar(text: str) -> Any:
-    text = text.strip()
-    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
-        return json.loads(text)
-    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
-        return text[1:-1].replace("''", "'")
-    if text == "{}":
-        return {}
-    if text == "[]":
-        return []
-    if text in ("null", "~"):
-        return None
-    if text in ("true", "false"):
-        return text == "true"
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    return text
-
-
-class _Reader:
-    def __init__(self, text: str) -> None:
-        self.lines: list[tuple[int, str]] = []
-        for raw in text.splitlines():
-            content = raw.strip()
-            if content and not content.startswith("#") and content not in ("---", "..."):
-                self.lines.append((len(raw) - len(raw.lstrip(" ")), content))
-        self.i = 0
-
-    def document(self) -> Any:
-        if not self.lines:
-            return None
-        value = self.block(self.lines[0][0])
-        if self.i != len(self.lines):
-            raise ValueError(f"unparsed YAML from line {self.lines[self.i][1]!r}")
-        return value
-
-    @staticmethod
-    def is_item(content: str) -> bool:
-        return content == "-" or content.startswith("- ")
-
-    def block(self, indent: int) -> Any:
-        if self.is_item(self.lines[self.i][1]):
-            return self.sequence(indent)
-        return self.mapping(indent)
-
-    def nested(self, indent: int, *, same_indent_sequence: bool) -> Any:
-        """The value of a `key:` or `-` line with nothing after it."""
-        if self.i >= len(self.lines):
-            return None
-        next_indent, content = self.lines[self.i]
-        if next_indent > indent:
-            return self.block(next_indent)
-        if same_indent_sequence and next_indent == indent and self.is_item(content):
-            return self.sequence(indent)
-        return None
-
-    def inline(self, rest: str, indent: int) -> Any:
-        """A scalar after `key:` or `-`, with any folded continuation lines."""
-        folded = [rest]
-        while self.i < len(self.lines) and self.lines[self.i][0] > indent:
-            folded.append(self.lines[self.i][1])
-            self.i += 1
-        if rest in ("|", "|-", "|+"):
-            return "\n".join(folded[1:])
-        if rest in (">", ">-", ">+"):
-            return " ".join(folded[1:])
-        return _scalar(" ".join(folded))
-
-    def sequence(self, indent: int) -> list[Any]:
-        items: list[Any] = []
-        while self.i < len(self.lines):
-            line_indent, content = self.lines[self.i]
-            if line_indent != indent or not self.is_item(content):
-                break
-            rest = content[1:].strip()
-            if not rest:
-                self.i += 1
-                items.append(self.nested(indent, same_indent_sequence=False))
-            elif _KEY.match(rest):
-                # `- key: value` opens a mapping whose other keys sit two columns further in.
-                self.lines[self.i] = (indent + 2, rest)
-                items.append(self.mapping(indent + 2))
-            else:
-                self.i += 1
-                items.append(self.inline(rest, indent))
-        return items
-
-    def mapping(self, indent: int) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        while self.i < len(self.lines):
-            line_indent, content = self.lines[self.i]
-            if line_indent < indent or (line_indent == indent and self.is_item(content)):
-                break
-            match = _KEY.match(content)
-            if line_indent > indent or match is None:
-                raise ValueError(f"unexpected YAML line {content!r}")
-            key = str(_scalar(match["key"]))
-            rest = (match["rest"] or "").strip()
-            self.i += 1
-            if rest:
-                result[key] = self.inline(rest, indent)
-            else:
-                result[key] = self.nested(indent, same_indent_sequence=True)
-        return result
-
-
 def parse_compose_yaml(text: str) -> Any:
-    return _Reader(text).document()
+    return yaml.safe_load(text)
 
 
 # --- fixtures and helpers ---------------------------------------------------------------------
@@ -224,12 +109,6 @@ def test_services_are_kafka_and_worker() -> None:
     assert result.returncode == 0, result.stderr
     services = set(result.stdout.split())
     assert {"kafka", "worker"} <= services, f"services: {sorted(services)}"
-
-
-def test_reader_understands_compose_output(config: dict[str, Any]) -> None:
-    # Guards the small YAML reader above against silently misreading the output.
-    result = compose("config", "--services")
-    assert set(config["services"]) == set(result.stdout.split())
 
 
 def test_kafka_image_is_official_and_pinned(config: dict[str, Any]) -> None:
@@ -303,34 +182,3 @@ def test_worker_is_configured_through_the_contract_only(config: dict[str, Any]) 
         f"worker sets Faust's own variables {sorted(FAUST_OWN_VARIABLES & env.keys())}: "
         "use the contract's KAFKA_* / CX_* variables instead"
     )
-
-
-def test_reader_parses_nested_blocks() -> None:
-    text = (
-        "services:\n"
-        "  a:\n"
-        "    environment:\n"
-        "      X: 'it''s'\n"
-        '      Y: "1"\n'
-        "    ports:\n"
-        "    - mode: ingress\n"
-        "      target: 6066\n"
-        "    - 127.0.0.1:9094:9094/tcp\n"
-        "    command:\n"
-        "    - python\n"
-        "    healthcheck:\n"
-        "      disable: false\n"
-        "volumes:\n"
-        "  v: {}\n"
-    )
-    assert parse_compose_yaml(text) == {
-        "services": {
-            "a": {
-                "environment": {"X": "it's", "Y": "1"},
-                "ports": [{"mode": "ingress", "target": 6066}, "127.0.0.1:9094:9094/tcp"],
-                "command": ["python"],
-                "healthcheck": {"disable": False},
-            }
-        },
-        "volumes": {"v": {}},
-    }
