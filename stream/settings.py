@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     session_timeout: float = 10.0
     # Seconds between two sweeps that forget ids whose answer left every window.
     id_sweep_interval: float = 3600.0
+    # Bearer token of the /ingest endpoints; empty: ingestion disabled.
+    ingest_token: SecretStr = SecretStr("")
+    # Largest accepted /ingest request body.
+    ingest_max_bytes: int = 1_048_576
     # Agent-level gauges: the top agents by volume per window; the rest export as "other".
     agent_top_k: int = 100
     # Seconds between two KPI snapshots on cx.kpi.snapshots.

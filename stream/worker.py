@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stream.pipeline.app import create_app
+from stream.pipeline.ingest import register_ingest
 from stream.pipeline.kpi_engine import KpiEngine
 from stream.pipeline.kpi_views import register_kpi_views
 from stream.pipeline.normalise import register_normalisers
@@ -13,3 +14,4 @@ register_normalisers(app)
 engine = KpiEngine(app)
 register_kpi_views(app, engine)
 register_web(app, engine)
+register_ingest(app)

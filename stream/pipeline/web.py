@@ -15,6 +15,15 @@ from stream.pipeline.kpi_engine import KpiEngine
 from stream.pipeline.kpi_views import kpi_rows
 
 
+def broker_count(app: CxApp) -> int:
+    """Brokers the worker's producer currently knows (0 when it never reached the cluster)."""
+    try:
+        client = app.producer._producer.client  # type: ignore[attr-defined]
+        return len(client.cluster.brokers())
+    except Exception:
+        return 0
+
+
 def register_web(app: CxApp, engine: KpiEngine) -> None:
     app.registry.register(
         KpiCollector(lambda: kpi_rows(engine, time.time()), top_k=app.settings.agent_top_k)
@@ -32,12 +41,17 @@ def register_web(app: CxApp, engine: KpiEngine) -> None:
     @app.page("/healthz")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            assigned = (
-                sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-                if app.consumer
-                else []
+            assigned = sorted(
+                f"{tp.topic}:{tp.partition}"
+                for tp in (app._consumer.assignment() if app._consumer else [])
             )
-            body: dict[str, Any] = {"status": "ok", "assigned": assigned}
-            return self.json(body)
+            brokers = broker_count(app)
+            healthy = brokers > 0 and bool(assigned)
+            body: dict[str, Any] = {
+                "status": "ok" if healthy else "degraded",
+                "brokers": brokers,
+                "assigned": assigned,
+            }
+            return self.json(body, status=200 if healthy else 503)
 
     _ = Health
