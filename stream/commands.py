@@ -74,13 +74,24 @@ async def topics(self: AppCommand) -> None:
 )
 async def simulate(self: AppCommand, rate: float, duration: float | None, seed: int) -> None:
     """Produce synthetic call-center traffic into the raw topics."""
+    from rich.progress import Progress, TimeElapsedColumn
+
     from stream.simulate import run_simulation
 
     settings, kafka_settings = get_settings(), get_kafka_settings()
     await ensure_topics(settings, kafka_settings)
-    sent = await run_simulation(
-        TopicNames.from_settings(settings), kafka_settings.aiokafka_kwargs(), rate, duration, seed
-    )
+    names = TopicNames.from_settings(settings)
+    with Progress(*Progress.get_default_columns(), TimeElapsedColumn()) as progress:
+        task = progress.add_task("offering surveys", total=duration)
+        began = time.monotonic()
+
+        def tick(sent: int) -> None:
+            elapsed = time.monotonic() - began
+            progress.update(task, completed=elapsed, description=f"{sent} messages sent")
+
+        sent = await run_simulation(
+            names, kafka_settings.aiokafka_kwargs(), rate, duration, seed, on_tick=tick
+        )
     click.echo(f"sent {sent} messages")
 
 

@@ -1,7 +1,8 @@
 """Synthetic call-center traffic for demos: raw IVR/SMS/email answers, dispatches, lifecycle.
 
-Each channel has its own response rate and score mix; queues and agents vary a little, so the
-dashboards have something to show. A fixed seed makes a run reproducible.
+Each channel has its own response rate and score mix; queues and agents vary a little, and now
+and then an incident makes one queue's or agent's scores collapse for a while, so dashboards and
+alerts have something to show. A fixed seed makes a run reproducible.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,13 +36,26 @@ class Simulator:
         self.rng = random.Random(self.seed)
         self.counter = 0
         self.customers = 0
+        # An incident: one queue or agent whose scores collapse until survey number `until`.
+        self.incident: tuple[str, str, int] | None = None
 
-    def _nps(self, queue: str) -> int:
+    def _maybe_incident(self) -> None:
+        if self.incident is not None and self.counter >= self.incident[2]:
+            self.incident = None
+        if self.incident is None and self.rng.random() < 0.0005:
+            kind = self.rng.choice(["queue", "agent"])
+            name = self.rng.choice(QUEUES if kind == "queue" else AGENTS)
+            self.incident = (kind, name, self.counter + self.rng.randint(500, 3000))
+
+    def _nps(self, queue: str, agent: str) -> int:
+        if self.incident is not None and self.incident[1] in (queue, agent):
+            return self.rng.choice([0, 1, 2, 3, 4, 5, 6, 7])
         return self.rng.choice(NPS_MIX.get(queue, [5, 7, 8, 8, 9, 9, 10, 10, 6, 3]))
 
     def messages(self, now: datetime) -> Iterator[tuple[str, bytes, bytes]]:
         """(topic, key, value) for one survey offered to one customer."""
         self.counter += 1
+        self._maybe_incident()
         n = self.counter
         rng = self.rng
         channel = rng.choices(list(CHANNEL_SHARE), list(CHANNEL_SHARE.values()))[0]
@@ -65,7 +79,7 @@ class Simulator:
             )
         if rng.random() >= RESPONSE_RATE[channel]:
             return
-        nps = self._nps(queue)
+        nps = self._nps(queue, agent)
         if channel == "ivr":
             value = {"call_id": f"c-{n}", "ended_at": at, "queue": queue, "agent_id": agent,
                      "customer_id": customer, "ani": "+33612345678",
@@ -93,6 +107,7 @@ async def run_simulation(
     rate: float,
     duration: float | None,
     seed: int,
+    on_tick: Callable[[int], None] | None = None,
 ) -> int:
     """Offer `rate` surveys per second for `duration` seconds (forever when None)."""
     from aiokafka import AIOKafkaProducer
@@ -109,6 +124,8 @@ async def run_simulation(
                 for topic, key, value in simulator.messages(datetime.now(UTC)):
                     await producer.send(topic, value=value, key=key)
                     sent += 1
+            if on_tick is not None:
+                on_tick(sent)
             await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
     finally:
         await producer.stop()
