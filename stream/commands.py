@@ -105,3 +105,57 @@ async def demo(self: AppCommand, rate: float) -> None:
     from stream.demo import run_demo
 
     await run_demo(rate)
+
+
+@app.command(
+    argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+    option(
+        "--format",
+        type=click.Choice(["auto", "jsonl", "csv"]),
+        default="auto",
+        show_default=True,
+        help="input format (auto: .jsonl/.ndjson/.json are JSON Lines, .csv is CSV)",
+    ),
+)
+async def replay(self: AppCommand, file: Path, format: str) -> None:
+    """Backfill historic SurveyResponse v1 records (JSON Lines or CSV) into cx.responses.
+
+    Event times are kept; invalid records are not sent but counted by reason, with their line
+    numbers. Exit code 0 also with rejects, 1 when the file cannot be read, 3 when Kafka fails.
+    """
+    from aiokafka.errors import KafkaError
+    from rich.console import Console
+    from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from stream.replay import ReplayError, count_lines, detect_format, replay_file, summary_table
+
+    settings, kafka_settings = get_settings(), get_kafka_settings()
+    try:
+        fmt = detect_format(file, format)
+        total = count_lines(file)
+        columns = (*Progress.get_default_columns()[:2], MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task(f"replay {file.name} ({fmt}) lines", total=total)
+            summary = await replay_file(
+                file,
+                fmt,
+                settings,
+                kafka_settings,
+                on_progress=lambda lines: progress.advance(task, lines),
+            )
+            progress.update(task, completed=total)
+    except ReplayError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (TimeoutError, KafkaError, OSError, RuntimeError) as exc:
+        click.echo(
+            f"error: Kafka failed ({type(exc).__name__}: {exc}); records already sent may be "
+            "sent again: the same response_id counts once",
+            err=True,
+        )
+        sys.exit(3)
+    console = Console()
+    if summary.ignored_columns:
+        console.print(f"ignored CSV columns: {', '.join(summary.ignored_columns)}")
+    topic = TopicNames.from_settings(settings).responses
+    console.print(summary_table(summary, title=f"Replay of {file.name} into {topic}"))

@@ -12,6 +12,7 @@ import sys
 import urllib.request
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from stream.localkafka import LocalBroker
@@ -93,11 +94,14 @@ async def run_demo(rate: float) -> None:
                 TopicNames.from_settings(settings), kafka.aiokafka_kwargs(), rate, None, 42
             )
         )
-        while True:
-            await asyncio.sleep(5)
-            if simulation.done():
-                simulation.result()
-            console.print(kpi_table(port))
+        with Live(kpi_table(port), console=console, auto_refresh=False) as live:
+            while True:  # in a terminal the table refreshes in place; in a log, one per tick
+                await asyncio.sleep(5)
+                if simulation.done():
+                    simulation.result()
+                live.update(kpi_table(port), refresh=True)
+                if not console.is_terminal:
+                    console.print(kpi_table(port))
     finally:
         if simulation is not None:
             simulation.cancel()
@@ -107,4 +111,5 @@ async def run_demo(rate: float) -> None:
         if worker.poll() is None:
             worker.kill()
         if broker is not None:
-            console.print(await asyncio.to_thread(broker.stop))
+            # synchronously: the event loop may already be shutting down after Ctrl-C
+            console.print(broker.stop())
