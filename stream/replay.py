@@ -27,7 +27,7 @@ import csv
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +44,6 @@ EXTENSIONS: dict[str, Format] = {
     ".json": "jsonl",
     ".csv": "csv",
 }
-LONGEST_WINDOW = timedelta(days=7)
 # How many line numbers the summary keeps per reason.
 MAX_REPORTED_LINES = 10
 # Deliveries awaited in batches, so a large file does not hold a future per record.
@@ -277,15 +276,6 @@ def _csv_records(
 # --- validation -------------------------------------------------------------------------------
 
 
-def time_limits(settings: Settings, now: datetime | None = None) -> TimeLimits:
-    """The worker's limits: CX_MAX_FUTURE_SECONDS ahead, 7 d + CX_LATE_GRACE_SECONDS back."""
-    return TimeLimits(
-        now=now or datetime.now(UTC),
-        max_future=timedelta(seconds=settings.max_future_seconds),
-        max_age=LONGEST_WINDOW + timedelta(seconds=settings.late_grace_seconds),
-    )
-
-
 def check_candidates(
     candidates: Iterable[Candidate], limits: TimeLimits, max_bytes: int
 ) -> Iterator[Checked]:
@@ -346,7 +336,7 @@ async def replay_file(
     candidates = iter_jsonl(feed) if fmt == "jsonl" else iter_csv(feed, summary.ignored_columns)
     await ensure_topics(settings, kafka)
     topic = TopicNames.from_settings(settings).responses
-    limits = time_limits(settings, now)
+    limits = settings.time_limits(now)
     producer = AIOKafkaProducer(
         **kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True, linger_ms=20
     )

@@ -5,11 +5,23 @@ Variable names follow ../shared/contract.md; project-specific knobs use the CX_ 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream.channels import (
+    Outcome,
+    TimeLimits,
+    adapt_canonical,
+    adapt_email,
+    adapt_ivr,
+    adapt_sms,
+)
+from stream.kpi.windows import LONGEST
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +91,24 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def time_limits(self, now: datetime | None = None) -> TimeLimits:
+        """How far ahead and back event times may be (at `now`, default the current time)."""
+        return TimeLimits(
+            now=now or datetime.now(UTC),
+            max_future=timedelta(seconds=self.max_future_seconds),
+            max_age=timedelta(seconds=LONGEST.seconds + self.late_grace_seconds),
+        )
+
+    def channel_adapters(self) -> dict[str, Callable[[bytes, TimeLimits], Outcome]]:
+        """Channel ("ivr", "sms", "email", "responses") -> its adapter, with these settings."""
+        questions, size = self.ivr_questions, self.max_message_bytes
+        return {
+            "ivr": lambda raw, limits: adapt_ivr(raw, limits, questions, size),
+            "sms": lambda raw, limits: adapt_sms(raw, limits, size),
+            "email": lambda raw, limits: adapt_email(raw, limits, size),
+            "responses": lambda raw, limits: adapt_canonical(raw, limits, size),
+        }
 
 
 @lru_cache(maxsize=1)

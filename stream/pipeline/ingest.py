@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,13 +17,7 @@ from faust.web import Request, Response, View
 
 from stream.channels import (
     Rejected,
-    TimeLimits,
-    adapt_canonical,
-    adapt_email,
-    adapt_ivr,
-    adapt_sms,
 )
-from stream.kpi.windows import LONGEST
 from stream.pipeline.app import CxApp
 
 # channel -> (topic attribute on TopicNames, id field used as the message key)
@@ -41,17 +33,6 @@ def error(view: View, status: int, reason: str, message: str, **extra: Any) -> R
     return view.json({"error": message, "reason": reason, **extra}, status=status)
 
 
-def validators(app: CxApp) -> dict[str, Callable[[bytes, TimeLimits], Any]]:
-    size = app.settings.max_message_bytes
-    questions = app.settings.ivr_questions
-    return {
-        "ivr": lambda raw, limits: adapt_ivr(raw, limits, questions, size),
-        "sms": lambda raw, limits: adapt_sms(raw, limits, size),
-        "email": lambda raw, limits: adapt_email(raw, limits, size),
-        "responses": lambda raw, limits: adapt_canonical(raw, limits, size),
-    }
-
-
 def authorised(app: CxApp, request: Request) -> bool:
     expected = app.settings.ingest_token.get_secret_value()
     header = request.headers.get("Authorization", "")
@@ -61,7 +42,7 @@ def authorised(app: CxApp, request: Request) -> bool:
 
 
 def register_ingest(app: CxApp) -> None:
-    check = validators(app)
+    check = app.settings.channel_adapters()
 
     @app.page("/ingest/{channel}")
     class Ingest(View):
@@ -98,11 +79,7 @@ def register_ingest(app: CxApp) -> None:
 async def ingest(
     view: View, app: CxApp, channel: str, items: list[dict[str, Any]], check: Any
 ) -> Response:
-    limits = TimeLimits(
-        now=datetime.now(UTC),
-        max_future=timedelta(seconds=app.settings.max_future_seconds),
-        max_age=timedelta(seconds=LONGEST.seconds + app.settings.late_grace_seconds),
-    )
+    limits = app.settings.time_limits()
     encoded = [orjson.dumps(item) for item in items]
     problems = [
         {"index": i, "reason": outcome.reason, "detail": outcome.detail}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import faust
 import msgspec
@@ -20,35 +19,27 @@ from stream.channels import (
     Reason,
     Rejected,
     TimeLimits,
-    adapt_email,
-    adapt_ivr,
-    adapt_sms,
 )
 from stream.pipeline.app import CxApp
 from stream.pipeline.deadletter import dead_letter
 
 log = logging.getLogger(__name__)
 Adapter = Callable[[bytes, TimeLimits], Outcome]
-LONGEST_WINDOW = timedelta(days=7)
 _encode = msgspec.json.Encoder().encode
 
 
 def time_limits(app: CxApp) -> TimeLimits:
-    return TimeLimits(
-        now=datetime.now(UTC),
-        max_future=timedelta(seconds=app.settings.max_future_seconds),
-        max_age=LONGEST_WINDOW + timedelta(seconds=app.settings.late_grace_seconds),
-    )
+    return app.settings.time_limits()
 
 
 def adapters(app: CxApp) -> dict[str, Adapter]:
-    questions = app.settings.ivr_questions
-    size = app.settings.max_message_bytes
+    """Raw topic -> its channel's adapter."""
+    by_channel = app.settings.channel_adapters()
     names = app.names
     return {
-        names.raw_ivr: lambda raw, limits: adapt_ivr(raw, limits, questions, size),
-        names.raw_sms: lambda raw, limits: adapt_sms(raw, limits, size),
-        names.raw_email: lambda raw, limits: adapt_email(raw, limits, size),
+        names.raw_ivr: by_channel["ivr"],
+        names.raw_sms: by_channel["sms"],
+        names.raw_email: by_channel["email"],
     }
 
 
