@@ -84,7 +84,7 @@ async def produce_all(bootstrap: str, prefix: str, traffic: Traffic, part: slice
     await produce(bootstrap, prefix + "lifecycle", traffic.lifecycle_messages[part])
 
 
-async def wait_until_matches(worker: Worker, traffic: Traffic, timeout: float = 120.0) -> None:
+async def wait_until_matches(worker: Worker, traffic: Traffic, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         at = time.time()

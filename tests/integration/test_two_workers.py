@@ -30,7 +30,7 @@ async def test_each_series_on_exactly_one_worker(
     second = make_worker("two", CX_AGENT_TOP_K="5").start(wait_for_partitions=1)
     await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while True:
         at = time.time()
         rows = [rows_by_segment(fetch_rows(w, at)) for w in (first, second)]

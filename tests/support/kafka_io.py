@@ -27,7 +27,7 @@ async def produce(
 
 
 async def read_exactly(
-    bootstrap: str, topic: str, expected: int, timeout: float = 60.0, settle: float = 1.0
+    bootstrap: str, topic: str, expected: int, timeout: float = 180.0, settle: float = 1.0
 ) -> list[ConsumerRecord]:
     """Every record of `topic` from the start, once `expected` arrived and nothing more came
     within `settle` seconds (so too many records fail the test instead of going unseen)."""
