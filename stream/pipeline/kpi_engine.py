@@ -47,7 +47,7 @@ from stream.pipeline.codecs import (
     register_codecs,
 )
 from stream.pipeline.events import batches, use_event
-from stream.pipeline.normalise import reject, safe_adapt, time_limits
+from stream.pipeline.normalise import reject, safe_adapt
 
 BATCH_MAX = 2000
 BATCH_WITHIN = 0.2
@@ -200,14 +200,12 @@ class KpiEngine:
         parse: Parser,
     ) -> None:
         app = self.app
-        limits = time_limits(app)
+        limits = app.settings.time_limits()
         outgoing: dict[tuple[str, int], list[Entry]] = defaultdict(list)
         pending: dict[bytes, tuple[faust.EventT, IdState]] = {}
         for event in batch:
             message = event.message
-            parsed = (
-                safe_adapt(parse, event.value, limits)  # type: ignore[arg-type]
-            )
+            parsed = safe_adapt(parse, event.value, limits)  # type: ignore[arg-type]
             if isinstance(parsed, Rejected):
                 await reject(app, event, parsed)
                 continue
@@ -324,7 +322,7 @@ class KpiEngine:
 
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
-        consumer = self.app.consumer if self.app._consumer is not None else None
+        consumer = self.app._consumer  # None until the worker has started
         if consumer is None:
             return set()
         return {tp.partition for tp in consumer.assignment() if tp.topic == self.names.partials}

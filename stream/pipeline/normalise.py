@@ -28,10 +28,6 @@ Adapter = Callable[[bytes, TimeLimits], Outcome]
 _encode = msgspec.json.Encoder().encode
 
 
-def time_limits(app: CxApp) -> TimeLimits:
-    return app.settings.time_limits()
-
-
 def adapters(app: CxApp) -> dict[str, Adapter]:
     """Raw topic -> its channel's adapter."""
     by_channel = app.settings.channel_adapters()
@@ -87,7 +83,7 @@ def register_normalisers(app: CxApp) -> None:
 
         async def normalise(stream: faust.StreamT[bytes], adapter: Adapter = adapter) -> None:
             async for event in stream.events():
-                outcome = safe_adapt(adapter, event.value, time_limits(app))
+                outcome = safe_adapt(adapter, event.value, app.settings.time_limits())
                 if isinstance(outcome, Accepted):
                     response = outcome.response
                     await responses.send(key=response.response_id.encode(), value=_encode(response))
