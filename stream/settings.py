@@ -5,12 +5,15 @@ Variable names follow ../shared/contract.md; project-specific knobs use the CX_ 
 
 from __future__ import annotations
 
+import logging
+import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.channels import (
@@ -23,36 +26,178 @@ from stream.channels import (
 )
 from stream.kpi.windows import LONGEST
 
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class KafkaSettings(BaseSettings):
-    """Kafka client settings, shared by the worker, the CLI and the tests."""
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+# Mechanisms that need nothing but a username and a password (GSSAPI and OAUTHBEARER need more).
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+class KafkaSettings(BaseSettings):
+    """Kafka client settings, shared by the worker, the CLI and the tests.
+
+    Every Kafka client the project creates takes its connection and security settings from
+    here: aiokafka clients from `aiokafka_kwargs()`, the Faust app from `faust_credentials()`.
+    """
+
+    # hide_input_in_errors: a validation error would otherwise quote every input, the password too.
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKA_", extra="ignore", hide_input_in_errors=True
+    )
 
     bootstrap_servers: str = "127.0.0.1:9092"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    # Only used with SASL_PLAINTEXT / SASL_SSL; Kafka's own default is PLAIN.
+    sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = Field(default=None, repr=False)
+    # SecretStr: the password stays masked in reprs, logs and validation errors.
+    sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
 
-    def aiokafka_kwargs(self) -> dict[str, object]:
-        """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
-        kwargs: dict[str, object] = {
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        # Kafka's Java clients accept these in any case; so do we.
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if self.uses_sasl and not (self.sasl_username and self.sasl_password):
+            # Fail at start-up with a clear message rather than with an opaque broker refusal.
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def mechanism(self) -> str:
+        return self.sasl_mechanism or "PLAIN"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A verifying TLS context (KAFKA_SSL_CAFILE, else the system CAs) for SSL protocols."""
+        if not self.uses_ssl:
+            return None
+        return ssl.create_default_context(cafile=self.ssl_cafile)
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
+        _LOG_GUARD.install()
+        kwargs: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": self.security_protocol,
         }
-        if self.sasl_mechanism:
-            kwargs["sasl_mechanism"] = self.sasl_mechanism
+        if self.uses_ssl:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            kwargs["sasl_mechanism"] = self.mechanism
             kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = self.sasl_password
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            kwargs["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+            kwargs["sasl_plain_password"] = self._password()
         return kwargs
+
+    def faust_credentials(self) -> CredentialsT | None:
+        """The same settings for the Faust app (`broker_credentials`); None for PLAINTEXT.
+
+        Faust derives the protocol from the credentials' type and whether they carry a TLS
+        context, and hands them to every client it creates (consumer, producer, topic admin).
+        """
+        import faust
+
+        _LOG_GUARD.install()
+        context = self.ssl_context()
+        if self.uses_sasl:
+            return faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self._password(),
+                mechanism=self.mechanism,
+                ssl_context=context,
+            )
+        if context is not None:
+            return faust.SSLCredentials(context)
+        return None
+
+    def _password(self) -> str | None:
+        """The password, for a client; from now on masked in the Kafka clients' logs."""
+        if not self.sasl_password:
+            return None
+        password = self.sasl_password.get_secret_value()
+        _LOG_GUARD.add_secret(password)
+        return password
+
+
+class _KafkaClientLogGuard:
+    """Keeps message payloads and the SASL password out of the Kafka clients' log records.
+
+    At debug level aiokafka logs every protocol request and response (fetched records, and the
+    clear-text password of a SASL/PLAIN handshake), and the producers of aiokafka and Faust log
+    each message's key and value: personal data. A log-record factory sees the records of every
+    logger, also of those created later, before any handler: in the records of aiokafka and
+    Faust it replaces bytes and protocol structures by their size or type, and masks the
+    password wherever it still shows.
+    """
+
+    LOGGERS = ("aiokafka", "faust")
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self._previous: Callable[..., logging.LogRecord] | None = None
+
+    def install(self) -> None:
+        if self._previous is None:
+            self._previous = logging.getLogRecordFactory()
+            logging.setLogRecordFactory(self._make_record)
+
+    def add_secret(self, secret: str) -> None:
+        # as typed, and as it shows inside a bytes repr (non-ASCII characters escaped)
+        self.secrets |= {secret, repr(secret.encode())[2:-1]}
+        self.install()
+
+    def _make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        assert self._previous is not None
+        record = self._previous(*args, **kwargs)
+        if record.name.startswith(self.LOGGERS):
+            self._guard(record)
+        return record
+
+    def _guard(self, record: logging.LogRecord) -> None:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
+        if not self.secrets:
+            return
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record: leave it to logging's own report
+            return
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+
+
+def _masked(arg: object) -> object:
+    """A log argument without its content when it may carry a message or credentials."""
+    from aiokafka.protocol.struct import Struct
+
+    if isinstance(arg, bytes | bytearray | memoryview):
+        return f"<{len(arg)} bytes>"
+    if isinstance(arg, Struct):  # a protocol request or response: records, SASL tokens
+        return f"<{type(arg).__name__}>"
+    return arg
+
+
+_LOG_GUARD = _KafkaClientLogGuard()
 
 
 class Settings(BaseSettings):
@@ -82,12 +227,32 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = 1_048_576
     # Agent-level gauges: the top agents by volume per window; the rest export as "other".
     agent_top_k: int = 100
+    # Queue-level gauges: the top queues by volume per (window, channel); the rest as "other".
+    queue_top_k: int = 50
+    # Known queue names; when set, any other queue counts as "other" (empty: every name).
+    queues: frozenset[str] = frozenset()
+    # State caps: distinct agents, and queues per channel, kept per time bucket; beyond them
+    # answers count in "other". They bound memory whatever agent ids or queue names arrive.
+    agent_limit: int = 1000
+    queue_limit: int = 200
     # Seconds between two KPI snapshots on cx.kpi.snapshots.
     snapshot_interval: float = 10.0
+    # Under a steady write load the SCI gauges (which read every customer) are recomputed at
+    # most this often; every other KPI is exact at each scrape.
+    sci_refresh_seconds: float = 5.0
     # Events further than this in the future are rejected (`future_timestamp`).
     max_future_seconds: int = 300
     # Events older than the longest window plus this grace are rejected (`too_old`).
     late_grace_seconds: int = 3600
+
+    def member_limits(self) -> dict[str, int]:
+        return {"a": self.agent_limit, "q": self.queue_limit}
+
+    def queue_label(self, queue: str | None) -> str | None:
+        """The queue an answer counts under: itself, or "other" outside the allow-list."""
+        if queue is None or not self.queues or queue in self.queues:
+            return queue
+        return "other"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from stream.pipeline.app import create_app
 from stream.pipeline.ingest import register_ingest
 from stream.pipeline.kpi_engine import KpiEngine
-from stream.pipeline.kpi_views import register_kpi_views
+from stream.pipeline.kpi_views import KpiReader, register_kpi_views
 from stream.pipeline.normalise import register_normalisers
 from stream.pipeline.web import register_web
 
 app = create_app()
 register_normalisers(app)
 engine = KpiEngine(app)
-register_kpi_views(app, engine)
-register_web(app, engine)
+reader = KpiReader(engine, app.settings.sci_refresh_seconds)
+register_kpi_views(app, engine, reader)
+register_web(app, reader)
 register_ingest(app)

@@ -9,19 +9,36 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import BrokerError, start_session_broker
+from tests.support.broker import BrokerError, SaslEndpoint, SessionBroker, start_session_broker
 from tests.support.worker import Worker
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def session_broker() -> Iterator[SessionBroker]:
     try:
-        address, broker = start_session_broker()
+        session = start_session_broker()
     except BrokerError as exc:
         pytest.fail(f"the real Kafka broker could not start, integration tests cannot run:\n{exc}")
-    yield address
-    if broker is not None:
-        broker.stop()
+    yield session
+    if session.broker is not None:
+        session.broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(session_broker: SessionBroker) -> str:
+    """The session broker's PLAINTEXT listener."""
+    return session_broker.address
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_bootstrap(session_broker: SessionBroker) -> SaslEndpoint:
+    """The session broker's SASL_PLAINTEXT listener (CX_TEST_KAFKA_PORT+2) and its test user."""
+    if session_broker.sasl is None:
+        pytest.fail(
+            "the session broker has no SASL listener: with CX_TEST_KAFKA_BOOTSTRAP set, also set "
+            "CX_TEST_KAFKA_SASL_BOOTSTRAP, CX_TEST_KAFKA_SASL_USERNAME and _PASSWORD"
+        )
+    return session_broker.sasl
 
 
 @pytest.fixture

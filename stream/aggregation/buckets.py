@@ -7,7 +7,15 @@ from collections.abc import Iterable, Mapping, MutableMapping
 
 from stream.aggregation.messages import BucketState, Partial
 from stream.kpi import sci, summary
-from stream.kpi.segments import CHURN, is_customer
+from stream.kpi.segments import (
+    CHURN,
+    OTHER,
+    group_kind,
+    group_of,
+    is_customer,
+    is_group,
+    member_segment,
+)
 from stream.kpi.windows import WINDOWS, Window
 
 SEP = "\x1f"
@@ -33,37 +41,64 @@ def keys_for(segment: str, t: float, now: float) -> list[bytes]:
 
 
 def initial_vector(segment: str) -> list[float]:
-    """Customers keep only [sum, n] of their normalised answers: there are many of them."""
+    """Customers keep only [sum, n] of their normalised answers: there are many of them.
+    Groups keep their members' vectors, none of their own."""
+    if is_group(segment):
+        return []
     return [0.0, 0.0] if is_customer(segment) else summary.initialize()
 
 
+# Default caps: members one group record keeps per time bucket (see stream.kpi.segments).
+DEFAULT_LIMITS = {"q": 200, "a": 1000}
+
+
 def apply_partial(
-    states: MutableMapping[bytes, BucketState], partial: Partial, now: float
+    states: MutableMapping[bytes, BucketState],
+    partial: Partial,
+    now: float,
+    limits: Mapping[str, int] = DEFAULT_LIMITS,
 ) -> set[bytes]:
     """Add a partial's entries to `states` in place; return the keys that changed.
 
     An entry applies to a key only when its source offset is above that key's mark for the
     partial's source as it stood before this partial, so a re-sent entry is skipped while
     several entries of one source message (a revision's removal and addition) all apply.
+    A member entry goes to its member's vector in the group record when the member is there
+    already or the record has fewer than `limits[kind]` members, and to "other" otherwise.
     """
     marks_before: dict[bytes, int] = {}
     touched: set[bytes] = set()
     for entry in partial.entries:
-        for key in keys_for(entry.segment, entry.t, now):
+        grouped = group_of(entry.segment)
+        segment = grouped[0] if grouped else entry.segment
+        for key in keys_for(segment, entry.t, now):
             state = states.get(key)
             if state is None:
-                state = states[key] = BucketState(initial_vector(entry.segment), {})
+                state = states[key] = BucketState(initial_vector(segment), {})
             if key not in marks_before:
                 marks_before[key] = state.applied.get(partial.src, -1)
             if entry.offset <= marks_before[key]:
                 continue
-            if is_customer(entry.segment):
+            if grouped:
+                add_to_member(state, grouped[1], limits[group_kind(segment)], entry.delta)
+            elif is_customer(segment):
                 sci.add_to_customer(state.vector, entry.delta)
             else:
                 summary.add(state.vector, entry.delta)
             state.applied[partial.src] = max(state.applied.get(partial.src, -1), entry.offset)
             touched.add(key)
     return touched
+
+
+def add_to_member(state: BucketState, member: str, limit: int, delta: list[float]) -> None:
+    members = state.members
+    if member not in members:
+        others = len(members) - (OTHER in members)
+        if others >= limit:
+            member = OTHER
+        if member not in members:
+            members[member] = summary.initialize()
+    summary.add(members[member], delta)
 
 
 def expired(keys: Iterable[bytes], now: float) -> list[bytes]:
@@ -96,6 +131,11 @@ def window_vectors(
         if is_customer(segment):
             continue  # customers keep [sum, n] vectors: see customer_window_sums
         w = by_name.get(window)
+        if is_group(segment):
+            if w is not None and w.contains(bucket, now):
+                for member, member_vector in state.members.items():
+                    _add_into(totals[(member_segment(segment, member), window)], member_vector)
+            continue
         if w is None:
             if window == ALL_TIME:
                 totals[(segment, ALL_TIME)] = summary.merge(
@@ -104,11 +144,14 @@ def window_vectors(
             continue
         inside = w.contains(bucket, now)
         if inside or (segment == CHURN and bucket > w.bucket(now)):
-            vector = totals[(segment, window if inside else window + AFTER)]
-            for i, value in enumerate(state.vector):
-                if value:
-                    vector[i] += value
+            _add_into(totals[(segment, window if inside else window + AFTER)], state.vector)
     return dict(totals)
+
+
+def _add_into(vector: list[float], other: list[float]) -> None:
+    for i, value in enumerate(other):
+        if value:
+            vector[i] += value
 
 
 def customer_window_sums(

@@ -6,6 +6,8 @@ import zlib
 
 import msgspec
 
+from stream.kpi.segments import group_of
+
 
 class Entry(msgspec.Struct, array_like=True):
     """One delta of one source message for one segment at one event time."""
@@ -40,10 +42,16 @@ class IdState(msgspec.Struct, array_like=True):
 
 
 class BucketState(msgspec.Struct, array_like=True):
-    """Stage-2 state of one (segment, window, bucket): the summary vector and per-source marks."""
+    """Stage-2 state of one (segment, window, bucket): the summary vector and per-source marks.
+
+    A group's record (segment "q|<channel>|*" or "a|*") keeps its members' vectors in
+    `members` instead, so that the choice of member or "other" and the marks that make a
+    replayed entry a no-op are written together, atomically, in one changelog record.
+    """
 
     vector: list[float]
     applied: dict[str, int]
+    members: dict[str, list[float]] = msgspec.field(default_factory=dict)
 
 
 GROUP_OWNERS = {"c|": b"sci", "a|": b"agents"}
@@ -58,4 +66,7 @@ def owner_partition(segment: str, partitions: int) -> int:
     those series alone. (Spreading them would need a third stage adding per-partition parts.)
     """
     owner = GROUP_OWNERS.get(segment[:2])
-    return zlib.crc32(owner if owner else segment.encode()) % partitions
+    if owner is None:
+        group = group_of(segment)  # a queue's segments live in their channel's group record
+        owner = (group[0] if group else segment).encode()
+    return zlib.crc32(owner) % partitions

@@ -2,9 +2,12 @@
 
 It holds no state: each scrape asks `rows()` for the (window, segment) rows the worker owns
 now, so after a rebalance a worker stops exporting what it no longer owns. Agent-level KPIs
-are capped to the `top_k` agents by volume in each window; the others are merged into
-agent_id="other" (their summary vectors are added, then the KPIs computed), so label
-cardinality stays bounded whatever the traffic.
+are capped to the `top_k` agents by volume in each window, and queue-level KPIs to the
+`queue_top_k` queues by volume in each (window, channel); the others are merged into
+agent_id="other" / queue="other" (their summary vectors are added, then the KPIs computed),
+together with what the state already folded into "other". Label cardinality stays bounded
+whatever the traffic: at most (top_k + 1) agent series per window and gauge, and
+(queue_top_k + 2) queue series (with queue="all") per window, channel and gauge.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stream.kpi import report, summary
+from stream.kpi.segments import ALL, OTHER
 
 # Contract metric -> help text, for the channel/queue KPI gauges (name without the cx_ prefix).
 SEGMENT_GAUGES = {
@@ -51,9 +55,12 @@ Row = dict[str, Any]
 
 
 class KpiCollector(Collector):
-    def __init__(self, rows: Callable[[], list[Row]], top_k: int = 100) -> None:
+    def __init__(
+        self, rows: Callable[[], list[Row]], top_k: int = 100, queue_top_k: int = 50
+    ) -> None:
         self.rows = rows
         self.top_k = top_k
+        self.queue_top_k = queue_top_k
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         rows = self.rows()
@@ -67,11 +74,22 @@ class KpiCollector(Collector):
             name: GaugeMetricFamily(f"cx_{name}", text, labels=labels)
             for name, text in SEGMENT_GAUGES.items()
         }
+        by_window: dict[tuple[str, str], list[Row]] = defaultdict(list)
         for row in rows:
-            for name, value in row["kpis"].items():
-                if name in families:
-                    families[name].add_metric([row["window"], row["channel"], row["queue"]], value)
+            if row["queue"] == ALL:
+                self._add(families, [row["window"], row["channel"], ALL], row["kpis"])
+            else:
+                by_window[(row["window"], row["channel"])].append(row)
+        for (window, channel), queues in by_window.items():
+            for queue, kpis in fold(queues, "queue", self.queue_top_k):
+                self._add(families, [window, channel, queue], kpis)
         yield from (family for family in families.values() if family.samples)
+
+    @staticmethod
+    def _add(families: dict[str, GaugeMetricFamily], labels: list[str], kpis: Row) -> None:
+        for name, value in kpis.items():
+            if name in families:
+                families[name].add_metric(labels, value)
 
     def _agent_gauges(self, rows: list[Row]) -> Iterator[GaugeMetricFamily]:
         families = {
@@ -82,20 +100,11 @@ class KpiCollector(Collector):
         for row in rows:
             by_window[row["window"]].append(row)
         for window, agents in by_window.items():
-            for agent_id, kpis in self._fold(agents):
+            for agent_id, kpis in fold(agents, "agent_id", self.top_k):
                 for kpi, family in families.items():
                     if kpi in kpis:
                         family.add_metric([window, agent_id], kpis[kpi])
         yield from (family for family in families.values() if family.samples)
-
-    def _fold(self, agents: list[Row]) -> Iterator[tuple[str, dict[str, float]]]:
-        """The top_k agents by responses, then every other agent merged into 'other'."""
-        ranked = sorted(agents, key=lambda r: (-r["vector"][summary.N], r["agent_id"]))
-        for row in ranked[: self.top_k]:
-            yield row["agent_id"], row["kpis"]
-        rest = ranked[self.top_k :]
-        if rest:
-            yield "other", report.kpis(summary.merge_all(r["vector"] for r in rest))
 
     def _churn_and_sci(self, rows: list[Row]) -> Iterator[GaugeMetricFamily]:
         churn = GaugeMetricFamily(
@@ -118,3 +127,15 @@ class KpiCollector(Collector):
                     customers.add_metric([window, band], kpis[f"sci_customers_{band}"])
                 secure.add_metric([window], kpis["sci_secure_ratio"])
         yield from (family for family in (churn, customers, secure) if family.samples)
+
+
+def fold(rows: list[Row], label: str, top_k: int) -> Iterator[tuple[str, dict[str, float]]]:
+    """The top_k rows by responses, then every other row (and "other" itself) merged as "other"."""
+    ranked = sorted(
+        (r for r in rows if r[label] != OTHER), key=lambda r: (-r["vector"][summary.N], r[label])
+    )
+    for row in ranked[:top_k]:
+        yield row[label], row["kpis"]
+    rest = ranked[top_k:] + [r for r in rows if r[label] == OTHER]
+    if rest:
+        yield OTHER, report.kpis(summary.merge_all(r["vector"] for r in rest))

@@ -4,6 +4,11 @@ A response with channel c and queue q counts in (c, q), (c, all), (all, q) and (
 a response without a queue has queue "unassigned". With an agent_id it also counts in that
 agent's segment (agent-level KPIs), and with a customer_id in that customer's segment (SCI).
 Lifecycle events count in the single "churn" segment.
+
+Label cardinality: queue-level segments of one channel, and agent segments, are kept as
+*members* of a group ("q|<channel>|*", "a|*"): stage 2 stores a group's members of one time
+bucket in one record and caps how many it keeps (the rest add up as member "other"), so a
+flood of distinct queue names or agent ids cannot grow state or series without bound.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from dataclasses import dataclass
 ALL = "all"
 UNASSIGNED = "unassigned"
 CHURN = "churn"
+OTHER = "other"  # the member that holds everything beyond a group's cap
 SEP = "|"
+MEMBERS = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,31 @@ class Segment:
 
 def is_customer(segment: str) -> bool:
     return segment.startswith("c" + SEP)
+
+
+def group_of(segment: str) -> tuple[str, str] | None:
+    """(group, member) of a capped segment; None for the rollups, customers and churn."""
+    if segment.startswith("a" + SEP):
+        return SEP.join(("a", MEMBERS)), segment[2:]
+    if segment.startswith("q" + SEP):
+        _, channel, queue = segment.split(SEP, 2)
+        if queue != ALL:
+            return SEP.join(("q", channel, MEMBERS)), queue
+    return None
+
+
+def is_group(segment: str) -> bool:
+    return segment.endswith(SEP + MEMBERS)
+
+
+def member_segment(group: str, member: str) -> str:
+    """The segment key of one member of `group` (the inverse of `group_of`)."""
+    return group[: -len(MEMBERS)] + member
+
+
+def group_kind(group: str) -> str:
+    """ "q" or "a": which cap applies to the group."""
+    return group[0]
 
 
 def response_segments(

@@ -4,11 +4,16 @@ The jars come from Maven Central through `mvn` (pom.xml beside this file pins th
 are cached under the broker's home folder (default var/kafka, ignored by git). The broker runs
 `kafka.Kafka` in combined broker+controller KRaft mode with every replication factor at 1, which
 is what a single node needs; the JVM heap is sized for a 2-core, 24 GiB machine.
+
+Optionally (`sasl=SaslListener(...)`) the broker also opens a SASL_PLAINTEXT listener with one
+user, so that tests can prove clients really authenticate; the PLAINTEXT listener stays for
+everything else (inter-broker traffic, tools, other tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import shutil
@@ -17,10 +22,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from stream.settings import PROJECT_ROOT
+from stream.settings import PROJECT_ROOT, KafkaSettings
 
 HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = re.search(r"<kafka.version>([^<]+)<", (HERE / "pom.xml").read_text()).group(1)  # type: ignore[union-attr]
@@ -39,12 +45,85 @@ class BrokerError(RuntimeError):
     """A clear, user-facing reason why the local broker cannot be used."""
 
 
+# Credentials end up inside a quoted JAAS value and a StorageTool `--add-scram` argument, whose
+# quoting rules differ; a conservative alphabet keeps both unambiguous.
+CREDENTIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class SaslListener:
+    """An extra SASL_PLAINTEXT listener on 127.0.0.1 that knows one user.
+
+    PLAIN users are declared in the listener's JAAS configuration; SCRAM users are written into
+    the cluster metadata when the storage is formatted (`--add-scram`), so they exist only in a
+    data directory formatted with this listener configured.
+    """
+
+    port: int
+    username: str
+    password: str = field(repr=False)
+    mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256")
+
+    def __post_init__(self) -> None:
+        if not (CREDENTIAL.fullmatch(self.username) and CREDENTIAL.fullmatch(self.password)):
+            # The values themselves are not echoed: one of them is a password.
+            raise BrokerError(
+                "the SASL user name and password may only use letters, digits, '.', '_' and '-'"
+            )
+        unknown = [m for m in self.mechanisms if m not in SASL_MECHANISMS]
+        if unknown or not self.mechanisms:
+            raise BrokerError(f"SASL mechanisms must be among {SASL_MECHANISMS}, got {unknown}")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client_settings(self, mechanism: str = "PLAIN") -> KafkaSettings:
+        """Client settings that authenticate to this listener with `mechanism`."""
+        return KafkaSettings(
+            bootstrap_servers=self.address,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism=mechanism,  # type: ignore[arg-type]
+            sasl_username=self.username,
+            sasl_password=self.password,  # type: ignore[arg-type]
+        )
+
+    def server_properties(self) -> dict[str, str]:
+        prefix = "listener.name.sasl_plaintext"
+        settings = {f"{prefix}.sasl.enabled.mechanisms": ",".join(self.mechanisms)}
+        for mechanism in self.mechanisms:
+            module = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'user_{self.username}="{self.password}";'
+                if mechanism == "PLAIN"
+                else "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+            settings[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = module
+        return settings
+
+    def scram_arguments(self) -> list[str]:
+        """StorageTool `format` arguments that create the SCRAM user(s)."""
+        return [
+            argument
+            for mechanism in self.mechanisms
+            if mechanism.startswith("SCRAM")
+            for argument in (
+                "--add-scram",
+                f"{mechanism}=[name={self.username},password={self.password}]",
+            )
+        ]
+
+
 @dataclass(frozen=True)
 class LocalBroker:
     home: Path = PROJECT_ROOT / "var" / "kafka"
     port: int = 9092
     controller_port: int = 9093
     partitions: int = 4
+    sasl: SaslListener | None = None
+    # The Maven-resolved jars; default home/lib. Several brokers (one per test port) can share one.
+    jars: Path | None = None
 
     @property
     def address(self) -> str:
@@ -52,7 +131,7 @@ class LocalBroker:
 
     @property
     def lib(self) -> Path:
-        return self.home / "lib"
+        return self.jars or self.home / "lib"
 
     @property
     def pid_file(self) -> Path:
@@ -140,6 +219,12 @@ class LocalBroker:
             "num.io.threads": "4",
             "log.cleaner.threads": "1",
         }
+        if self.sasl is not None:
+            s = self.sasl.port
+            settings["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{s}"
+            settings["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{s}"
+            settings["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            settings.update(self.sasl.server_properties())
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -160,8 +245,10 @@ class LocalBroker:
     def start(self, timeout: float = 90.0) -> str:
         """Start the broker unless it runs already; return once it answers a client."""
         if self.pid() is not None and probe(self.address):
+            self._check_sasl()
             return f"Kafka {KAFKA_VERSION} already running on {self.address} (pid {self.pid()})"
-        for port in (self.port, self.controller_port):
+        ports = [self.port, self.controller_port] + ([self.sasl.port] if self.sasl else [])
+        for port in ports:
             if port_in_use(port):
                 raise BrokerError(
                     f"port {port} on 127.0.0.1 is taken by another process; stop it or pick "
@@ -171,6 +258,7 @@ class LocalBroker:
         classpath = ":".join(str(jar) for jar in self.resolve())
         properties = self._ensure_home() / "server.properties"
         properties.write_text(self.server_properties())
+        properties.chmod(0o600)  # it holds the SASL test user's password when one is configured
         self._format(java, classpath, properties)
         log = self.log_file.open("ab")
         process = subprocess.Popen(
@@ -196,6 +284,7 @@ class LocalBroker:
                     f"the broker exited with {process.returncode}:\n{self._log_tail()}"
                 )
             if probe(self.address):
+                self._check_sasl()
                 return f"Kafka {KAFKA_VERSION} started on {self.address} (pid {process.pid})"
             time.sleep(0.25)
         self.stop()
@@ -209,11 +298,27 @@ class LocalBroker:
             )
             cluster_file.write_text(cluster_id)
         cluster_id = cluster_file.read_text().strip()
+        scram = self.sasl.scram_arguments() if self.sasl else []
         self._storage_tool(
             java,
             classpath,
-            ["format", "-t", cluster_id, "-c", str(properties), "--ignore-formatted"],
+            ["format", "-t", cluster_id, "-c", str(properties), "--ignore-formatted", *scram],
         )
+
+    def _check_sasl(self) -> None:
+        """Every mechanism of the SASL listener lets its user in (a few tries: the listener may
+        open a moment after the PLAINTEXT one)."""
+        if self.sasl is None:
+            return
+        address = self.sasl.address
+        for mechanism in self.sasl.mechanisms:
+            check = functools.partial(probe, address, security=self.sasl.client_settings(mechanism))
+            if not retry(check, tries=10):
+                raise BrokerError(
+                    f"the SASL_PLAINTEXT listener on {self.sasl.address} refuses its {mechanism} "
+                    f"user; a SCRAM user exists only if {self.home / 'data'} was formatted with "
+                    "the listener configured: stop the broker and delete that folder"
+                )
 
     def _storage_tool(self, java: str, classpath: str, args: list[str]) -> str:
         done = subprocess.run(
@@ -230,7 +335,10 @@ class LocalBroker:
             check=False,
         )
         if done.returncode != 0:
-            raise BrokerError(f"kafka StorageTool {args[0]} failed:\n{done.stderr[-2000:]}")
+            detail = done.stderr[-2000:]
+            if self.sasl is not None:  # the tool may echo its --add-scram argument
+                detail = detail.replace(self.sasl.password, "***")
+            raise BrokerError(f"kafka StorageTool {args[0]} failed:\n{detail}")
         return done.stdout
 
     def stop(self, timeout: float = 60.0) -> str:
@@ -252,9 +360,10 @@ class LocalBroker:
             return False, f"Kafka is not running (home {self.home})"
         if not probe(self.address):
             return False, f"Kafka process {pid} is up but {self.address} does not answer yet"
+        sasl = f", SASL_PLAINTEXT on {self.sasl.address}" if self.sasl else ""
         return (
             True,
-            f"Kafka {KAFKA_VERSION} running on {self.address} (pid {pid}, home {self.home})",
+            f"Kafka {KAFKA_VERSION} running on {self.address}{sasl} (pid {pid}, home {self.home})",
         )
 
     def _log_tail(self, lines: int = 30) -> str:
@@ -264,20 +373,31 @@ class LocalBroker:
             return "(no broker log)"
 
 
+def retry(check: Callable[[], bool], tries: int, pause: float = 0.5) -> bool:
+    for attempt in range(tries):
+        if check():
+            return True
+        if attempt + 1 < tries:
+            time.sleep(pause)
+    return False
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def probe(address: str, timeout: float = 5.0) -> bool:
-    """True when a Kafka client can fetch cluster metadata from `address`."""
+def probe(address: str, timeout: float = 5.0, security: KafkaSettings | None = None) -> bool:
+    """True when a Kafka client can fetch cluster metadata from `address`, authenticating with
+    `security`'s settings when given (the PLAINTEXT listener needs none)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
+    kwargs = security.aiokafka_kwargs() if security is not None else {}
+    kwargs["bootstrap_servers"] = address
+
     async def ask() -> bool:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=address, request_timeout_ms=int(timeout * 1000)
-        )
+        admin = AIOKafkaAdminClient(**kwargs, request_timeout_ms=int(timeout * 1000))
         try:
             await asyncio.wait_for(admin.start(), timeout)
             await asyncio.wait_for(admin.list_topics(), timeout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 import faust
@@ -11,23 +10,6 @@ from prometheus_client import CollectorRegistry
 from stream.pipeline.metrics import PipelineMetrics
 from stream.pipeline.topics import TopicNames, ensure_topics
 from stream.settings import KafkaSettings, Settings, get_kafka_settings, get_settings
-
-
-def broker_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:
-    """Faust credentials carrying the contract's KAFKA_SECURITY_* settings."""
-    context = None
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
-    if kafka.security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=kafka.sasl_username,
-            password=kafka.sasl_password,
-            mechanism=kafka.sasl_mechanism or "PLAIN",
-            ssl_context=context,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
 
 
 class CxApp(faust.App):
@@ -64,7 +46,9 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
     kafka = kafka or get_kafka_settings()
     options: dict[str, Any] = {
         "broker": [f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
-        "broker_credentials": broker_credentials(kafka),
+        # The contract's KAFKA_SECURITY_* settings; Faust passes them to its consumer, producer
+        # and topic admin alike.
+        "broker_credentials": kafka.faust_credentials(),
         "store": "rocksdb://",
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,

@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 def kpi_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
     """Every (window, segment) this worker owns, with its KPIs and raw counts."""
+    return segment_rows(engine, now) + sci_rows(engine, now)
+
+
+def segment_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
+    """The rows of every segment but customers: see `kpi_rows`."""
     vectors = window_vectors(engine.owned_items(), now)
     for key, window in list(vectors):
         if window == ALL_TIME:  # churn is defined (maybe 0) in every window once customers exist
@@ -54,7 +59,7 @@ def kpi_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
             row["kpis"] = report.kpis(vector)
         row["vector"] = vector
         rows.append(row)
-    return rows + sci_rows(engine, now)
+    return rows
 
 
 def sci_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
@@ -72,15 +77,48 @@ def sci_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
     return rows
 
 
-def register_kpi_views(app: CxApp, engine: KpiEngine) -> None:
+class KpiReader:
+    """`kpi_rows` at the current time, computed again only when the answer can differ.
+
+    Rows depend on the time only through each window's current bucket (window edges fall on
+    bucket boundaries), so cached segment rows are exact while the owned partitions, the
+    current buckets and the tables' write counters are unchanged: scrapes, /kpi and snapshots
+    share one computation. SCI rows read every customer (O(customers)): under a steady write
+    load they are recomputed at most every `sci_refresh` seconds, so they may lag that much.
+    """
+
+    def __init__(self, engine: KpiEngine, sci_refresh: float) -> None:
+        self.engine = engine
+        self.sci_refresh = sci_refresh
+        self._segments: tuple[object, list[dict[str, Any]]] = (None, [])
+        self._sci: tuple[object, int, float, list[dict[str, Any]]] = (None, -1, 0.0, [])
+
+    def rows(self, now: float | None = None) -> list[dict[str, Any]]:
+        now = time.time() if now is None else now
+        edges = (frozenset(self.engine.owned_partitions()), tuple(w.bucket(now) for w in WINDOWS))
+        key = (edges, self.engine.writes["buckets"])
+        if self._segments[0] != key:
+            self._segments = (key, segment_rows(self.engine, now))
+        sci_edges, sci_writes, computed_at, sci = self._sci
+        writes = self.engine.writes["customers"]
+        fresh = writes == sci_writes or time.monotonic() - computed_at < self.sci_refresh
+        if sci_edges != edges or not fresh:
+            sci = sci_rows(self.engine, now)
+            self._sci = (edges, writes, time.monotonic(), sci)
+        # Callers may edit rows (snapshots do): hand out copies.
+        return [dict(row) for row in self._segments[1] + sci]
+
+
+def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None:
     @app.page("/kpi")
     class Kpi(View):
         async def get(self, request: Request) -> Response:
             query = request.query
             window = query.get("window", "1h")
             channel, queue = query.get("channel", "all"), query.get("queue", "all")
-            now = float(query.get("at", time.time()))
-            for row in kpi_rows(engine, now):
+            at = query.get("at")
+            rows = kpi_rows(engine, float(at)) if at else reader.rows()
+            for row in rows:
                 if (
                     row["window"] == window
                     and row.get("channel") == channel
@@ -94,8 +132,10 @@ def register_kpi_views(app: CxApp, engine: KpiEngine) -> None:
     @app.page("/kpi/all")
     class KpiAll(View):
         async def get(self, request: Request) -> Response:
-            now = float(request.query.get("at", time.time()))
-            return self.json({"at": now, "rows": kpi_rows(engine, now)})
+            at = request.query.get("at")
+            now = float(at) if at else time.time()
+            rows = kpi_rows(engine, now) if at else reader.rows(now)
+            return self.json({"at": now, "rows": rows})
 
     _ = (Kpi, KpiAll)
 
@@ -105,7 +145,7 @@ def register_kpi_views(app: CxApp, engine: KpiEngine) -> None:
     async def publish_snapshots() -> None:
         now = time.time()
         try:
-            rows = kpi_rows(engine, now)
+            rows = reader.rows(now)
         except Exception:  # a timer that raises stops the whole app; a missed snapshot does not
             log.exception("KPI snapshot failed")
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -11,8 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stream.exporter import KpiCollector
 from stream.exporter.lag import ConsumerLagCollector
 from stream.pipeline.app import CxApp
-from stream.pipeline.kpi_engine import KpiEngine
-from stream.pipeline.kpi_views import kpi_rows
+from stream.pipeline.kpi_views import KpiReader
 
 
 def broker_count(app: CxApp) -> int:
@@ -24,9 +22,13 @@ def broker_count(app: CxApp) -> int:
         return 0
 
 
-def register_web(app: CxApp, engine: KpiEngine) -> None:
+def register_web(app: CxApp, reader: KpiReader) -> None:
     app.registry.register(
-        KpiCollector(lambda: kpi_rows(engine, time.time()), top_k=app.settings.agent_top_k)
+        KpiCollector(
+            reader.rows,
+            top_k=app.settings.agent_top_k,
+            queue_top_k=app.settings.queue_top_k,
+        )
     )
     app.registry.register(ConsumerLagCollector(app))
 

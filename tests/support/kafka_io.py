@@ -5,14 +5,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from stream.settings import KafkaSettings
+
+
+def client_kwargs(bootstrap: str, security: KafkaSettings | None) -> dict[str, Any]:
+    """Connection settings: `security`'s (SASL/SSL) when given, else plain `bootstrap`."""
+    kwargs = security.aiokafka_kwargs() if security is not None else {}
+    return {**kwargs, "bootstrap_servers": bootstrap}
+
 
 async def produce(
-    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
+    bootstrap: str,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    security: KafkaSettings | None = None,
 ) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_kwargs(bootstrap, security), acks="all", linger_ms=5)
     await producer.start()
     count = 0
     try:
@@ -27,13 +39,18 @@ async def produce(
 
 
 async def read_exactly(
-    bootstrap: str, topic: str, expected: int, timeout: float = 180.0, settle: float = 1.0
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout: float = 180.0,
+    settle: float = 1.0,
+    security: KafkaSettings | None = None,
 ) -> list[ConsumerRecord]:
     """Every record of `topic` from the start, once `expected` arrived and nothing more came
     within `settle` seconds (so too many records fail the test instead of going unseen)."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **client_kwargs(bootstrap, security),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

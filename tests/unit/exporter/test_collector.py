@@ -80,3 +80,34 @@ def test_churn_and_sci_have_window_labels_only() -> None:
     assert samples['cx_churn_ratio{window="7d"}'] == 0.04
     assert samples['cx_sci_customers{band="secure",window="1h"}'] == 3
     assert samples['cx_sci_secure_ratio{window="1h"}'] == 0.75
+
+
+def test_queues_beyond_top_k_fold_into_other_with_the_states_other() -> None:
+    rows = [q_row("1h", "sms", "all", vector(10, 10, 0, 5, 9, 9, 1))]
+    rows += [q_row("1h", "sms", f"q{i}", vector(*[9] * (10 - i))) for i in range(4)]
+    rows.append(q_row("1h", "sms", "other", vector(0, 0)))  # folded by the state caps
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: rows, queue_top_k=2))
+    text = generate_latest(registry).decode()
+    queues = {
+        line.split('queue="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("cx_nps_responses{")
+    }
+    assert queues == {"all", "q0", "q1", "other"}
+    # "other" = q2 (8 answers) + q3 (7) + the state's "other" (2), merged before the KPI.
+    assert 'cx_nps_responses{channel="sms",queue="other",window="1h"} 17.0' in text
+    assert 'cx_nps{channel="sms",queue="other",window="1h"} ' + str(
+        report.kpis(summary.merge_all([vector(*[9] * 15), vector(0, 0)]))["nps"]
+    ) in text
+
+
+def test_an_agent_named_other_by_the_state_is_exported_once() -> None:
+    rows = [agent_row("5m", "a1", vector(9, 9)), agent_row("5m", "other", vector(0))]
+    rows.append(agent_row("5m", "a2", vector(10)))
+    samples = scrape(rows, top_k=1)
+    others = [k for k in samples if 'agent_id="other"' in k and k.startswith("cx_agent_nps{")]
+    assert others == ['cx_agent_nps{agent_id="other",window="5m"}']
+    assert samples['cx_agent_nps{agent_id="other",window="5m"}'] == report.kpis(
+        summary.merge_all([vector(0), vector(10)])
+    )["nps"]

@@ -1,0 +1,1 @@
+"""Reliability tests: crashes, security, personal data, on the real broker."""
