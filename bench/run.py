@@ -1,16 +1,20 @@
-"""Drain benchmark, side by side in one run on the real local broker.
+"""Benchmark in one run on the real local broker: drain throughput, latency, memory.
 
-    python -m bench.run --events 1000000 [--output bench/results/latest.json]
+    python -m bench.run [--events 1000000] [--output bench/results/latest.json]
+                        [--chart docs/bench.png] [--latency-rate 5000 --latency-seconds 30]
 
 1. preloads one topic with N canonical responses (about 200 bytes each, realistic mix);
 2. (A) ceiling: raw aiokafka getmany + orjson + a plain dict doing the same windowed counts
    (4 segments x 4 window buckets per response);
 3. (B) this project's worker (validation, dedupe, two-stage windows, exporter) on the same topic:
    time from the worker being ready until the tables hold all N responses;
-4. reports events/s, the ratio B/A, the worker's peak RSS and changelog records per event.
-
-Not yet here (see issue 6): the Quix Streams peer (C), produce-to-/metrics latency at a fixed
-load, and the PNG chart.
+4. (F) the Faust floor: a bare Faust agent batching the same topic and doing nothing else,
+   the most any faust-streaming pipeline drains in one process (bench/faust_floor.py);
+5. (C) the peer: Quix Streams (bench/quix_peer.py, its own venv) doing the same windowed counts
+   on the same topic in its own consumer group; its counts must equal A's;
+6. produce-to-/metrics latency p50/p99 of a fresh worker at a fixed offered load (bench/latency.py);
+7. worker RSS against live window keys (bench/memory.py);
+8. writes the JSON result and a PNG chart next to it (and to --chart when given).
 """
 
 from __future__ import annotations
@@ -20,66 +24,42 @@ import asyncio
 import json
 import math
 import os
-import random
+import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.chart import draw
+from bench.common import client_kwargs, counted, preload, wait_counted
+from bench.faust_floor import floor_run
+from bench.latency import latency_run
+from bench.memory import memory_run, rss_bytes
+from bench.peer import Counts, compare, run_peer
+from bench.workload import responses
+from stream.kpi.windows import LONGEST, WINDOWS
 from stream.pipeline.topics import ensure_topics
 from stream.settings import PROJECT_ROOT, KafkaSettings, Settings
 from tests.support.worker import Worker
 
-WIDTHS = {"5m": 15, "1h": 300, "24h": 3600, "7d": 43200}
+WIDTHS = {w.name: w.width for w in WINDOWS}
+RESULTS = PROJECT_ROOT / "bench" / "results"
 
 
-def responses(count: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
-    rng = random.Random(seed)
-    now = datetime.now(UTC)
-    out = []
-    for i in range(count):
-        rid = f"bench-{seed}-{i}"
-        value = {
-            "response_id": rid,
-            "channel": rng.choice(["ivr", "sms", "email", "web"]),
-            "occurred_at": (now - timedelta(seconds=rng.uniform(0, 6 * 86400))).isoformat(),
-            "scores": {"nps": rng.randint(0, 10), "csat": rng.randint(1, 5)},
-            "queue": rng.choice(["billing", "sales", "support", "retention"]),
-            "agent_id": f"agent-{rng.randint(1, 50)}",
-            "customer_id": f"cust-{rng.randint(1, 100000)}",
-        }
-        out.append((rid.encode(), orjson.dumps(value)))
-    return out
-
-
-async def preload(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=262144)
-    await producer.start()
-    began = time.perf_counter()
-    try:
-        futures = [await producer.send(topic, value=v, key=k) for k, v in messages]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return time.perf_counter() - began
-
-
-async def ceiling(bootstrap: str, topic: str, count: int) -> dict[str, Any]:
+async def ceiling(bootstrap: str, topic: str, count: int) -> tuple[dict[str, Any], Counts]:
     """(A): the least work that gives the same windowed counts."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        topic, **client_kwargs(bootstrap), group_id=None, auto_offset_reset="earliest",
         enable_auto_commit=False, max_partition_fetch_bytes=4 * 1048576,
     )  # fmt: skip
     await consumer.start()
-    counts: dict[tuple[str, str, str, int], int] = defaultdict(int)
+    counts: Counts = defaultdict(int)
     seen = 0
     began = time.perf_counter()
     try:
@@ -96,26 +76,11 @@ async def ceiling(bootstrap: str, topic: str, count: int) -> dict[str, Any]:
     finally:
         await consumer.stop()
     elapsed = time.perf_counter() - began
-    return {"events": seen, "seconds": elapsed, "events_per_s": seen / elapsed}
-
-
-def counted(worker: Worker) -> int:
-    try:
-        with urllib.request.urlopen(f"{worker.url}/kpi?window=7d", timeout=30) as reply:
-            return int(json.load(reply).get("kpis", {}).get("nps_responses", 0))
-    except urllib.error.HTTPError:
-        return 0  # 404: nothing counted yet
-
-
-def peak_rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return {"events": seen, "seconds": elapsed, "events_per_s": seen / elapsed}, dict(counts)
 
 
 async def changelog_records(bootstrap: str, app_id: str, partitions: int) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**client_kwargs(bootstrap))
     await consumer.start()
     try:
         topics = [t for t in await consumer.topics() if t.startswith(app_id) and "changelog" in t]
@@ -134,46 +99,101 @@ async def worker_run(bootstrap: str, prefix: str, count: int, workdir: Path) -> 
     worker.start(wait_for_partitions=4, timeout=180)
     began = time.perf_counter()
     try:
-        while counted(worker) < count:
-            await asyncio.sleep(0.5)
+        await wait_counted(worker, count)
         elapsed = time.perf_counter() - began
         assert worker.process is not None
-        rss = peak_rss_bytes(worker.process.pid)
+        peak = rss_bytes(worker.process.pid, "VmHWM:")
+        # One /kpi request once drained: what a scrape of this state costs (see latency).
+        asked = time.perf_counter()
+        final = counted(worker)
+        kpi_seconds = time.perf_counter() - asked
     finally:
         worker.stop()
     records = await changelog_records(bootstrap, worker.app_id, 4)
-    return {"events": count, "seconds": elapsed, "events_per_s": count / elapsed,
-            "peak_rss_bytes": rss, "changelog_records_per_event": records / count}  # fmt: skip
+    return {"events": final, "seconds": elapsed, "events_per_s": count / elapsed,
+            "peak_rss_bytes": peak, "changelog_records_per_event": records / count,
+            "kpi_request_seconds_after_drain": kpi_seconds}  # fmt: skip
+
+
+def peer_run(kafka: KafkaSettings, topic: str, prefix: str, a_counts: Counts, count: int,
+             late_grace: int, workdir: Path) -> dict[str, Any]:  # fmt: skip
+    """(C): Quix Streams on the same topic, its own consumer group; checked against A."""
+    c, c_counts = run_peer(
+        kafka.bootstrap_servers, topic, count, group=f"{prefix}quix", workdir=workdir,
+        windows=[f"{w.name}:{w.width}" for w in WINDOWS],
+        # The worker's lateness horizon: every response the worker accepts is counted.
+        grace_seconds=LONGEST.seconds + late_grace, timeout=max(600.0, count / 200),
+    )  # fmt: skip
+    return c | compare(a_counts, c_counts)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="N preloaded responses")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--chart", type=Path, help="also copy the PNG here (docs/bench.png)")
+    parser.add_argument("--latency-rate", type=float, default=5000.0, help="offered events/s")
+    parser.add_argument(
+        "--sustained-rate", type=float, default=1000.0,
+        help="a second latency run at a load the worker keeps up with (0 skips)",
+    )  # fmt: skip
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--scrape-interval", type=float, default=0.1, help="seconds")
+    parser.add_argument(
+        "--rss-events", type=int, help="M per memory round (default min(N, 100000)); 0 skips"
+    )
+    return parser.parse_args(argv)
 
 
 async def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument(
-        "--output", type=Path, default=PROJECT_ROOT / "bench" / "results" / "latest.json"
-    )
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     kafka = KafkaSettings()
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     settings = Settings(topic_prefix=prefix)
+    workdir = PROJECT_ROOT / "var" / "bench" / prefix.rstrip(".")
     await ensure_topics(settings, kafka)
     messages = responses(args.events)
     topic = settings.topic("responses")
     preload_s = await preload(kafka.bootstrap_servers, topic, messages)
-    a = await ceiling(kafka.bootstrap_servers, topic, args.events)
-    workdir = PROJECT_ROOT / "var" / "bench" / prefix.rstrip(".")
+    a, a_counts = await ceiling(kafka.bootstrap_servers, topic, args.events)
     b = await worker_run(kafka.bootstrap_servers, prefix, args.events, workdir)
+    f = floor_run(topic, args.events, f"{prefix}floor", workdir)
+    c = peer_run(kafka, topic, prefix, a_counts, args.events, settings.late_grace_seconds, workdir)
+    latency = await latency_run(
+        kafka, args.latency_rate, args.latency_seconds, args.scrape_interval, workdir
+    )
+    sustained = (
+        await latency_run(
+            kafka, args.sustained_rate, args.latency_seconds, args.scrape_interval, workdir
+        )
+        if args.sustained_rate > 0
+        else None
+    )
+    rss_events = min(args.events, 100_000) if args.rss_events is None else args.rss_events
+    memory = await memory_run(kafka, rss_events, workdir) if rss_events > 0 else None
     result = {
         "events": args.events,
         "message_bytes": sum(len(v) for _, v in messages) / len(messages),
         "preload_seconds": preload_s,
         "A_ceiling": a,
         "B_worker": b,
+        "C_quixstreams": c,
+        "F_faust_floor": f,
         "ratio_B_over_A": b["events_per_s"] / a["events_per_s"],
+        "ratio_F_over_A": f["events_per_s"] / a["events_per_s"],
+        "ratio_B_over_F": b["events_per_s"] / f["events_per_s"],
+        "ratio_B_over_C": b["events_per_s"] / c["events_per_s"],
+        "latency": latency,
+        "latency_sustained": sustained,
+        "memory": memory,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
+    chart = draw(result, args.output.with_suffix(".png"))
+    if args.chart is not None:
+        args.chart.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(chart, args.chart)
     print(json.dumps(result, indent=2))
     return result
 

@@ -32,9 +32,20 @@ def parse_key(key: bytes) -> tuple[str, str, int]:
     return segment, window, int(bucket)
 
 
-def keys_for(segment: str, t: float, now: float) -> list[bytes]:
-    """The live buckets one entry lands in (expired buckets are never written again)."""
-    keys = [bucket_key(segment, w.name, b) for w in WINDOWS if w.live(b := w.bucket(t), now)]
+def live_buckets(t: float, now: float) -> list[tuple[str, int]]:
+    """(window, bucket) of every window whose bucket for event time `t` is still live."""
+    return [(w.name, b) for w in WINDOWS if w.live(b := w.bucket(t), now)]
+
+
+def keys_for(
+    segment: str, t: float, now: float, live: list[tuple[str, int]] | None = None
+) -> list[bytes]:
+    """The live buckets one entry lands in (expired buckets are never written again).
+
+    `live`: `live_buckets(t, now)` when the caller has it already.
+    """
+    live = live_buckets(t, now) if live is None else live
+    keys = [f"{segment}{SEP}{window}{SEP}{b}".encode() for window, b in live]
     if segment == CHURN:
         keys.append(bucket_key(segment, ALL_TIME, 0))
     return keys
@@ -68,10 +79,14 @@ def apply_partial(
     """
     marks_before: dict[bytes, int] = {}
     touched: set[bytes] = set()
+    live_at: dict[float, list[tuple[str, int]]] = {}  # the entries of one answer share a time
     for entry in partial.entries:
         grouped = group_of(entry.segment)
         segment = grouped[0] if grouped else entry.segment
-        for key in keys_for(segment, entry.t, now):
+        live = live_at.get(entry.t)
+        if live is None:
+            live = live_at[entry.t] = live_buckets(entry.t, now)
+        for key in keys_for(segment, entry.t, now, live):
             state = states.get(key)
             if state is None:
                 state = states[key] = BucketState(initial_vector(segment), {})

@@ -28,6 +28,8 @@ NUMBER_WORDS: dict[str, int] = {
 
 _FRACTION = re.compile(r"(\d+)\s*/\s*(\d+)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+# A minus sign (ASCII, U+2212 or an en dash) before a number, not between two numbers ("9-10").
+_NEGATIVE = re.compile(r"(?:^|[^\w])[-\u2212\u2013]\s*\d")
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -51,6 +53,8 @@ def parse_reply(body: str, survey: str) -> int | Rejected:
             return Rejected(Reason.UNPARSEABLE_REPLY, f"fraction is not out of {high}")
         values.add(int(numerator))
     text = _FRACTION.sub(" ", text)
+    if _NEGATIVE.search(text):
+        return Rejected(Reason.OUT_OF_RANGE, "reply holds a negative number")
     for number in _NUMBER.findall(text):
         if not number.isdigit() or len(number) > 3:
             return Rejected(Reason.UNPARSEABLE_REPLY, "reply holds a number that is not a score")

@@ -223,8 +223,10 @@ class KpiEngine:
                 await topic.send(key=parsed.key, value=event.value, partition=home)
                 continue
             src = f"{message.topic}:{message.partition}"
-            use_event(event)
-            state = pending[parsed.key][1] if parsed.key in pending else table.get(parsed.key)
+            if parsed.key in pending:
+                state = pending[parsed.key][1]
+            else:
+                state = table.get_in(message.partition, parsed.key)
             decision = parsed.decide(state, src, message.offset)
             if decision.outcome != "replayed":
                 app.metrics.count(source, decision.outcome)
@@ -304,7 +306,7 @@ class KpiEngine:
                 partial = _decode_partial(event.value)
             except (msgspec.DecodeError, TypeError):
                 continue  # only this project writes the topic; nothing else can be there
-            use_event(event)  # RocksDB reads the database of the event's partition
+            overlay.partition = event.message.partition
             for key in apply_partial(overlay, partial, now, self.member_limits):
                 owner_event[key] = event
         for key, event in owner_event.items():
@@ -327,14 +329,30 @@ class KpiEngine:
                 self.writes["customers" if table is self.customers else "buckets"] += 1
 
     def still_assigned(self, batch: list[faust.EventT]) -> list[faust.EventT]:
-        """Drop events of partitions revoked while they waited in the batch buffer.
+        """The batch without events of revoked partitions and without repeated deliveries.
 
-        Their new owner replays them from the committed offset against its own, newer state;
-        handling them here as well could send a different transition under the same source
-        offset, and stage 2 would keep whichever arrived first.
+        Revoked: their new owner (maybe this worker again, after Faust seeks the partition
+        back to its committed offset) replays them against its own, newer state; handling
+        them here as well could send a different transition under the same source offset.
+        They are marked acknowledged without being acknowledged, so their offsets are never
+        committed: Faust would otherwise commit past them and nobody would replay them.
+
+        Repeated: after a seek Faust may deliver an offset already in the batch (it accepts
+        offsets >= its read offset); its replay would add its entries to the same partial a
+        second time, where stage 2's per-partial marks cannot tell the copies apart.
         """
         assigned = self.app.consumer.assignment()
-        return [event for event in batch if event.message.tp in assigned]
+        kept, seen = [], set()
+        for event in batch:
+            message = event.message
+            if message.tp not in assigned:
+                message.acked = True  # never enters Faust's acked offsets: not committed
+                continue
+            if (message.tp, message.offset) in seen:
+                continue
+            seen.add((message.tp, message.offset))
+            kept.append(event)
+        return kept
 
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
@@ -372,14 +390,21 @@ def _forgettable(raw: object, horizon: float) -> bool:
 class Overlay(MutableMapping[bytes, BucketState]):
     """Reads through to the tables, keeps writes local until the batch is done."""
 
-    def __init__(self, table_for: Callable[[bytes], Any]) -> None:
+    def __init__(self, table_for: Callable[[bytes], CodecTable]) -> None:
         self.table_for = table_for
         self.local: dict[bytes, BucketState] = {}
+        self.partition = 0  # of the partial being applied: its keys live in that partition
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __getitem__(self, key: bytes) -> BucketState:
         if key in self.local:
             return self.local[key]
-        value = self.table_for(key).get(key)
+        value = self.table_for(key).get_in(self.partition, key)
         if value is None:
             raise KeyError(key)
         # Copy so that the table's object changes only when the batch writes it back.

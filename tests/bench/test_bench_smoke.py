@@ -1,4 +1,8 @@
-"""A small run of the drain benchmark, so it cannot rot (no timing is asserted)."""
+"""A small run of the whole benchmark, so it cannot rot (no timing is asserted).
+
+A, F, B and C drain the same 3,000 responses, the latency phase runs 2 s at a low rate, the
+memory phase two tiny rounds; the first run also builds the Quix Streams venv (var/bench-venv).
+"""
 
 from __future__ import annotations
 
@@ -13,19 +17,42 @@ import pytest
 from stream.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.kafka
+EVENTS = 3000
 
 
 def test_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> None:
     output = tmp_path / "result.json"
+    chart = tmp_path / "copy" / "bench.png"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--events", "3000", "--output", str(output)],
+        [sys.executable, "-m", "bench.run", "--events", str(EVENTS), "--output", str(output),
+         "--chart", str(chart), "--latency-rate", "200", "--latency-seconds", "2",
+         "--sustained-rate", "0", "--scrape-interval", "0.1", "--rss-events", "500"],
         cwd=PROJECT_ROOT, env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     result = json.loads(output.read_text())
-    assert result["A_ceiling"]["events"] == 3000
-    assert result["B_worker"]["events"] == 3000  # the worker's tables hold every response
+    assert result["A_ceiling"]["events"] == EVENTS
+    assert result["B_worker"]["events"] == EVENTS  # the worker's tables hold every response
+    assert result["C_quixstreams"]["events"] == EVENTS
+    assert result["C_quixstreams"]["window_updates"] == EVENTS * 4 * 4  # 4 segments x 4 windows
+    assert result["C_quixstreams"]["counts_equal_A"], result["C_quixstreams"]
+    assert result["F_faust_floor"]["events"] >= EVENTS  # batches may overshoot the goal
+    assert result["ratio_B_over_F"] > 0
+    assert result["latency_sustained"] is None
     assert result["ratio_B_over_A"] > 0
+    assert result["ratio_B_over_C"] > 0
     assert result["B_worker"]["peak_rss_bytes"] > 0
     assert result["B_worker"]["changelog_records_per_event"] > 0
+    latency = result["latency"]
+    assert latency["sent"] == 400
+    assert latency["counted"] == latency["sent"]  # 200/s is far below what a worker drains
+    assert 0 <= latency["p50_ms"] <= latency["p99_ms"]
+    memory = result["memory"]
+    assert [p["events"] for p in memory["few_keys"]["points"]] == [0, 500, 1000]
+    assert [p["events"] for p in memory["many_keys"]["points"]] == [0, 500]
+    assert (
+        memory["many_keys"]["points"][1]["live_keys"] > memory["few_keys"]["points"][1]["live_keys"]
+    )
+    assert output.with_suffix(".png").stat().st_size > 0
+    assert chart.read_bytes() == output.with_suffix(".png").read_bytes()

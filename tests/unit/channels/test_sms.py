@@ -135,6 +135,12 @@ def test_unreadable_replies_are_unparseable(body: str, survey: str) -> None:
         ("ten", "csat"),
         ("8", "ces"),
         ("zero", "ces"),
+        # negative: never the absolute value ("-10" is no promoter)
+        ("-3", "nps"),
+        ("-10", "nps"),
+        ("- 3", "nps"),
+        ("\u221210", "nps"),
+        ("score: -2", "csat"),
     ],
 )
 def test_numbers_off_the_scale_are_out_of_range(body: str, survey: str) -> None:
