@@ -97,9 +97,11 @@ def test_queues_beyond_top_k_fold_into_other_with_the_states_other() -> None:
     assert queues == {"all", "q0", "q1", "other"}
     # "other" = q2 (8 answers) + q3 (7) + the state's "other" (2), merged before the KPI.
     assert 'cx_nps_responses{channel="sms",queue="other",window="1h"} 17.0' in text
-    assert 'cx_nps{channel="sms",queue="other",window="1h"} ' + str(
-        report.kpis(summary.merge_all([vector(*[9] * 15), vector(0, 0)]))["nps"]
-    ) in text
+    assert (
+        'cx_nps{channel="sms",queue="other",window="1h"} '
+        + str(report.kpis(summary.merge_all([vector(*[9] * 15), vector(0, 0)]))["nps"])
+        in text
+    )
 
 
 def test_an_agent_named_other_by_the_state_is_exported_once() -> None:
@@ -108,6 +110,7 @@ def test_an_agent_named_other_by_the_state_is_exported_once() -> None:
     samples = scrape(rows, top_k=1)
     others = [k for k in samples if 'agent_id="other"' in k and k.startswith("cx_agent_nps{")]
     assert others == ['cx_agent_nps{agent_id="other",window="5m"}']
-    assert samples['cx_agent_nps{agent_id="other",window="5m"}'] == report.kpis(
-        summary.merge_all([vector(0), vector(10)])
-    )["nps"]
+    assert (
+        samples['cx_agent_nps{agent_id="other",window="5m"}']
+        == report.kpis(summary.merge_all([vector(0), vector(10)]))["nps"]
+    )
