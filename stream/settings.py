@@ -237,6 +237,9 @@ class Settings(BaseSettings):
     queue_limit: int = 200
     # Seconds between two KPI snapshots on cx.kpi.snapshots.
     snapshot_interval: float = 10.0
+    # Per RocksDB database (one per table and partition): memtable size and read cache.
+    rocksdb_write_buffer_mb: int = 8
+    rocksdb_block_cache_mb: int = 16
     # Under a steady write load the SCI gauges (which read every customer) are recomputed at
     # most this often; every other KPI is exact at each scrape.
     sci_refresh_seconds: float = 5.0
@@ -244,6 +247,19 @@ class Settings(BaseSettings):
     max_future_seconds: int = 300
     # Events older than the longest window plus this grace are rejected (`too_old`).
     late_grace_seconds: int = 3600
+
+    def rocksdb_options(self) -> dict[str, int]:
+        """Options of every RocksDB table store (one database per table and partition).
+
+        Faust's defaults (64 MB x 3 write buffers and a 2 GB block cache per database) would
+        let a worker's memory grow to gigabytes with 16 databases, whatever the live keys.
+        """
+        mb = 1024 * 1024
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer_mb * mb,
+            "max_write_buffer_number": 2,
+            "block_cache_size": self.rocksdb_block_cache_mb * mb,
+        }
 
     def member_limits(self) -> dict[str, int]:
         return {"a": self.agent_limit, "q": self.queue_limit}
