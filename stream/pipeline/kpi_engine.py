@@ -46,7 +46,7 @@ from stream.pipeline.codecs import (
     codec_table,
     register_codecs,
 )
-from stream.pipeline.events import batches, use_event
+from stream.pipeline.events import InOrder, use_event
 from stream.pipeline.normalise import reject, safe_adapt
 
 BATCH_MAX = 2000
@@ -133,6 +133,8 @@ class KpiEngine:
         # Write counters of the stage-2 tables: readers cache rows until these move.
         self.writes = {"buckets": 0, "customers": 0}
         self._last_sweep: dict[str, float] = {}
+        self.in_order = InOrder(app)
+        self.in_order.watch(self.names.partials)
         self._stage1("responses", self.names.responses, self.parse_response)
         self._stage1("dispatches", self.names.dispatches, self.parse_dispatch)
         # Lifecycle states never expire: who is active now may depend on an old activation.
@@ -194,13 +196,12 @@ class KpiEngine:
         topic = app.topics_by_name[source]
 
         async def stage1(stream: faust.StreamT[bytes]) -> None:
-            async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
-                kept = self.still_assigned(batch)
-                _diag.warning("DIAG s1 %s kept %s", name, _by_tp(kept))
-                await self._stage1_batch(kept, source, table, topic, parse)
+            async for batch in self.in_order.batches(stream, BATCH_MAX, BATCH_WITHIN):
+                await self._stage1_batch(batch, source, table, topic, parse)
                 if sweep:
                     await self._sweep_ids(name, table, batch)
 
+        self.in_order.watch(source)
         app.agent(topic, name=f"stage1-{name}")(stage1)
 
     async def _stage1_batch(
@@ -299,10 +300,8 @@ class KpiEngine:
         return self.customers if key.startswith(b"c|") else self.buckets
 
     async def aggregate(self, stream: faust.StreamT[bytes]) -> None:
-        async for batch in batches(stream, BATCH_MAX, BATCH_WITHIN):
-            kept = self.still_assigned(batch)
-            _diag.warning("DIAG s2 kept %s", _by_tp(kept))
-            self._aggregate_batch(kept)
+        async for batch in self.in_order.batches(stream, BATCH_MAX, BATCH_WITHIN):
+            self._aggregate_batch(batch)
             await self.buckets.confirm_changelog()
             await self.customers.confirm_changelog()
 
@@ -336,35 +335,6 @@ class KpiEngine:
                 use_event(event)
                 del table[key]
                 self.writes["customers" if table is self.customers else "buckets"] += 1
-
-    def still_assigned(self, batch: list[faust.EventT]) -> list[faust.EventT]:
-        """The batch without events of revoked partitions and without repeated deliveries.
-
-        Revoked: their new owner (maybe this worker again, after Faust seeks the partition
-        back to its committed offset) replays them against its own, newer state; handling
-        them here as well could send a different transition under the same source offset.
-        They are marked acknowledged without being acknowledged, so their offsets are never
-        committed: Faust would otherwise commit past them and nobody would replay them.
-
-        Repeated: after a seek Faust may deliver an offset already in the batch (it accepts
-        offsets >= its read offset); its replay would add its entries to the same partial a
-        second time, where stage 2's per-partial marks cannot tell the copies apart.
-        """
-        assigned = self.app.consumer.assignment()
-        kept, seen = [], set()
-        for event in batch:
-            message = event.message
-            if message.tp not in assigned:
-                _diag.warning("DIAG drop %s %s assigned=%s", message.tp, message.offset, len(assigned))
-                message.acked = True  # never enters Faust's acked offsets: not committed
-                continue
-            if (message.tp, message.offset) in seen:
-                _diag.warning("DIAG repeat %s %s", message.tp, message.offset)
-                continue
-            seen.add((message.tp, message.offset))
-            _seen_msgs.add(message)
-            kept.append(event)
-        return kept
 
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
@@ -436,120 +406,3 @@ class Overlay(MutableMapping[bytes, BucketState]):
 
     def __len__(self) -> int:
         return len(self.local)
-
-
-# ---- TEMPORARY DIAGNOSTICS (rebalance loss investigation) ----
-import logging as _logging  # noqa: E402
-
-from faust.transport import consumer as _fc  # noqa: E402
-
-_diag = _logging.getLogger("cx.diag")
-
-
-def _ranges(offsets: list[int]) -> str:
-    out, start, prev = [], None, None
-    for o in sorted(offsets):
-        if start is None:
-            start = prev = o
-        elif o == prev + 1:
-            prev = o
-        else:
-            out.append(f"{start}-{prev}")
-            start = prev = o
-    if start is not None:
-        out.append(f"{start}-{prev}")
-    return ",".join(out)
-
-
-def _by_tp(events: list[Any]) -> str:
-    d: dict[Any, list[int]] = defaultdict(list)
-    for e in events:
-        d[e.message.tp].append(e.message.offset)
-    return " ".join(f"{tp.topic.split('.')[-1]}:{tp.partition}[{_ranges(o)}]" for tp, o in d.items())
-
-
-_orig_commit_offsets = _fc.Consumer._commit_offsets
-
-
-async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
-    assignment = self.assignment()
-    _diag.warning(
-        "DIAG commit %s notassigned=%s committed_before=%s",
-        {f"{tp.topic.split('.')[-1]}:{tp.partition}": o for tp, o in offsets.items()},
-        [f"{tp.topic.split('.')[-1]}:{tp.partition}" for tp in offsets if tp not in assignment],
-        {f"{tp.topic.split('.')[-1]}:{tp.partition}": self._committed_offset.get(tp) for tp in offsets},
-    )
-    return await _orig_commit_offsets(self, offsets, start_new_transaction)
-
-
-_fc.Consumer._commit_offsets = _commit_offsets
-_orig_perform_seek = _fc.Consumer.perform_seek
-
-
-async def _perform_seek(self: Any) -> None:
-    await _orig_perform_seek(self)
-    _diag.warning(
-        "DIAG perform_seek committed=%s read=%s acked=%s",
-        {f"{tp.topic.split('.')[-1]}:{tp.partition}": o for tp, o in self._committed_offset.items()},
-        {f"{tp.topic.split('.')[-1]}:{tp.partition}": o for tp, o in self._read_offset.items()},
-        {f"{tp.topic.split('.')[-1]}:{tp.partition}": _ranges(o) for tp, o in self._acked.items() if o},
-    )
-
-
-_fc.Consumer.perform_seek = _perform_seek
-_orig_add_gap = _fc.Consumer._add_gap
-
-
-async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
-    _diag.warning("DIAG gap %s %s-%s committed=%s", tp, offset_from, offset_to, self._committed_offset.get(tp))
-    await _orig_add_gap(self, tp, offset_from, offset_to)
-
-
-_fc.Consumer._add_gap = _add_gap
-_orig_seek = _fc.Consumer.seek
-
-
-async def _seek(self: Any, partition: Any, offset: int) -> None:
-    _diag.warning("DIAG seek %s %s", partition, offset)
-    await _orig_seek(self, partition, offset)
-
-
-_fc.Consumer.seek = _seek
-_orig_revoked = _fc.Consumer.on_partitions_revoked
-_orig_assigned = _fc.Consumer.on_partitions_assigned
-
-
-async def _on_revoked(self: Any, revoked: Any) -> None:
-    _diag.warning("DIAG revoked %s acked=%s", sorted(str(t) for t in revoked),
-                  {f"{tp.topic.split('.')[-1]}:{tp.partition}": _ranges(o) for tp, o in self._acked.items() if o})
-    await _orig_revoked(self, revoked)
-    _diag.warning("DIAG revoked-done acked=%s",
-                  {f"{tp.topic.split('.')[-1]}:{tp.partition}": _ranges(o) for tp, o in self._acked.items() if o})
-
-
-async def _on_assigned(self: Any, assigned: Any, generation_id: int = 0) -> None:
-    _diag.warning("DIAG assigned gen=%s %s", generation_id, sorted(str(t) for t in assigned))
-    await _orig_assigned(self, assigned, generation_id)
-    _diag.warning("DIAG assigned-done")
-
-
-_fc.Consumer.on_partitions_revoked = _on_revoked  # type: ignore[method-assign]
-_fc.Consumer.on_partitions_assigned = _on_assigned  # type: ignore[method-assign]
-
-import weakref as _weakref  # noqa: E402
-
-_seen_msgs: Any = _weakref.WeakSet()
-_orig_ack = _fc.Consumer.ack
-
-
-def _ack(self: Any, message: Any) -> bool:
-    if not message.acked and message not in _seen_msgs:
-        _diag.warning(
-            "DIAG skipack %s %s gen=%s appgen=%s flow=%s committed=%s",
-            message.tp, message.offset, message.generation_id, self.app.consumer_generation_id,
-            self.app.flow_control.is_active(), self._committed_offset.get(message.tp),
-        )
-    return _orig_ack(self, message)
-
-
-_fc.Consumer.ack = _ack  # type: ignore[method-assign]
