@@ -156,6 +156,16 @@ class InOrder:
 
 
 _ORDERS: weakref.WeakKeyDictionary[Any, InOrder] = weakref.WeakKeyDictionary()
+# Batches of the agents: at most this many events, waiting at most this long for them.
+BATCH_MAX = 2000
+BATCH_WITHIN = 0.2
+
+
+def in_order(app: faust.App) -> InOrder:
+    """The app's one InOrder (created on first use), shared by all its batch agents."""
+    return _ORDERS.get(app) or InOrder(app)
+
+
 _faust_new_offset = Consumer._new_offset
 
 

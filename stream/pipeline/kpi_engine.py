@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,11 +46,9 @@ from stream.pipeline.codecs import (
     codec_table,
     register_codecs,
 )
-from stream.pipeline.events import InOrder, use_event
+from stream.pipeline.events import BATCH_MAX, BATCH_WITHIN, in_order, use_event
 from stream.pipeline.normalise import reject, safe_adapt
 
-BATCH_MAX = 2000
-BATCH_WITHIN = 0.2
 EXPIRY_EVERY = 30.0
 _encode = msgspec.msgpack.Encoder().encode
 _decode_partial = msgspec.msgpack.Decoder(Partial).decode
@@ -133,7 +131,7 @@ class KpiEngine:
         # Write counters of the stage-2 tables: readers cache rows until these move.
         self.writes = {"buckets": 0, "customers": 0}
         self._last_sweep: dict[str, float] = {}
-        self.in_order = InOrder(app)
+        self.in_order = in_order(app)
         self.in_order.watch(self.names.partials)
         self._stage1("responses", self.names.responses, self.parse_response)
         self._stage1("dispatches", self.names.dispatches, self.parse_dispatch)
@@ -217,18 +215,21 @@ class KpiEngine:
         outgoing: dict[tuple[str, int], list[Entry]] = defaultdict(list)
         pending: dict[bytes, tuple[faust.EventT, IdState]] = {}
         followups: list[Followup] = []
+        sent: list[Awaitable[Any]] = []  # dead letters and re-published messages
         for event in batch:
             message = event.message
             parsed = safe_adapt(parse, event.value, limits)  # type: ignore[arg-type]
             if isinstance(parsed, Rejected):
-                await reject(app, event, parsed)
+                sent.append(await reject(app, event, parsed))
                 continue
             assert isinstance(parsed, Parsed)
             home = id_partition(parsed.key, self.partitions)
             if message.partition != home:
                 # Mis-keyed: publish it again where its id lives. Every message of an id then
                 # comes from one partition, in one order, which replays after a crash repeat.
-                await topic.send(key=parsed.key, value=event.value, partition=home)
+                sent.append(
+                    await app.producer.send(source, parsed.key, event.value, home, None, None)
+                )
                 continue
             src = f"{message.topic}:{message.partition}"
             if parsed.key in pending:
@@ -244,16 +245,20 @@ class KpiEngine:
                 outgoing[(src, owner_partition(entry.segment, self.partitions))].append(entry)
             if decision.outcome in ("accepted", "revised") and parsed.response is not None:
                 followups += filter(None, [followup_of(parsed.response)])
-        await self._send_partials(outgoing, followups)
+        await self._send_partials(outgoing, followups, sent)
         for key, (event, state) in pending.items():
             use_event(event)
             table[key] = state
         await table.confirm_changelog()
 
     async def _send_partials(
-        self, outgoing: dict[tuple[str, int], list[Entry]], followups: list[Followup]
+        self,
+        outgoing: dict[tuple[str, int], list[Entry]],
+        followups: list[Followup],
+        sent: list[Awaitable[Any]],
     ) -> None:
-        """Send the batch's partials (and follow-ups) and wait until the broker has them all.
+        """Send the batch's partials (and follow-ups) and wait until the broker has them all,
+        and the batch's earlier sends (`sent`).
 
         Straight to the producer: Faust's topic send buffer awaits each message in turn.
         """
@@ -264,6 +269,7 @@ class KpiEngine:
             )
             for (src, dest), entries in outgoing.items()
         ]
+        futures += sent
         futures += [
             await producer.send(
                 self.names.followups, f.response_id.encode(), _encode_json(f), None, None, None

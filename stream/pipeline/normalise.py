@@ -6,8 +6,10 @@ opted_out (counted), or invalid (the original bytes go to cx.deadletter with the
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import faust
 import msgspec
@@ -22,6 +24,7 @@ from stream.channels import (
 )
 from stream.pipeline.app import CxApp
 from stream.pipeline.deadletter import dead_letter
+from stream.pipeline.events import BATCH_MAX, BATCH_WITHIN, in_order
 
 log = logging.getLogger(__name__)
 Adapter = Callable[[bytes, TimeLimits], Outcome]
@@ -39,8 +42,11 @@ def adapters(app: CxApp) -> dict[str, Adapter]:
     }
 
 
-async def reject(app: CxApp, event: faust.EventT, rejected: Rejected) -> None:
-    """Send the original message to cx.deadletter, with where it came from and why."""
+async def reject(app: CxApp, event: faust.EventT, rejected: Rejected) -> Awaitable[Any]:
+    """Send the original message to cx.deadletter, with where it came from and why.
+
+    Returns the delivery future: the caller awaits it before its batch's offsets may commit.
+    """
     message = event.message
     record = dead_letter(
         original=message.value if isinstance(message.value, bytes) else bytes(message.value or b""),
@@ -52,7 +58,8 @@ async def reject(app: CxApp, event: faust.EventT, rejected: Rejected) -> None:
         reason=rejected.reason,
         detail=rejected.detail,
     )
-    await app.topics_by_name[app.names.deadletter].send(key=message.key, value=record)
+    key = message.key if isinstance(message.key, bytes) else None
+    delivered = await app.producer.send(app.names.deadletter, key, record, None, None, None)
     app.metrics.count(message.topic, "invalid")
     app.metrics.deadletters.labels(message.topic, rejected.reason).inc()
     # Only the reason and coordinates are logged: payloads may hold personal data.
@@ -63,6 +70,7 @@ async def reject(app: CxApp, event: faust.EventT, rejected: Rejected) -> None:
         message.offset,
         rejected.reason,
     )
+    return delivered
 
 
 def safe_adapt(adapter: Adapter, raw: object, limits: TimeLimits) -> Outcome:
@@ -77,20 +85,37 @@ def safe_adapt(adapter: Adapter, raw: object, limits: TimeLimits) -> Outcome:
 
 
 def register_normalisers(app: CxApp) -> None:
-    responses = app.topics_by_name[app.names.responses]
+    order = in_order(app)
     for topic_name, adapter in adapters(app).items():
         source = app.topics_by_name[topic_name]
+        order.watch(topic_name)
 
         async def normalise(stream: faust.StreamT[bytes], adapter: Adapter = adapter) -> None:
-            async for event in stream.events():
-                outcome = safe_adapt(adapter, event.value, app.settings.time_limits())
-                if isinstance(outcome, Accepted):
-                    response = outcome.response
-                    await responses.send(key=response.response_id.encode(), value=_encode(response))
-                    app.metrics.count(event.message.topic, "accepted")
-                elif isinstance(outcome, OptedOut):
-                    app.metrics.count(event.message.topic, "opted_out")
-                else:
-                    await reject(app, event, outcome)
+            async for batch in order.batches(stream, BATCH_MAX, BATCH_WITHIN):
+                await normalise_batch(app, adapter, batch)
 
         app.agent(source, name=f"normalise-{topic_name}")(normalise)
+
+
+async def normalise_batch(app: CxApp, adapter: Adapter, batch: list[faust.EventT]) -> None:
+    """Adapt a batch and wait until the broker has every response and dead letter it made:
+    only then may the batch's offsets commit, so a crash never loses one."""
+    limits = app.settings.time_limits()
+    sent: list[Awaitable[Any]] = []
+    for event in batch:
+        outcome = safe_adapt(adapter, event.value, limits)
+        if isinstance(outcome, Accepted):
+            response = outcome.response
+            sent.append(
+                await app.producer.send(
+                    app.names.responses, response.response_id.encode(), _encode(response),
+                    None, None, None,
+                )
+            )  # fmt: skip
+            app.metrics.count(event.message.topic, "accepted")
+        elif isinstance(outcome, OptedOut):
+            app.metrics.count(event.message.topic, "opted_out")
+        else:
+            sent.append(await reject(app, event, outcome))
+    if sent:
+        await asyncio.gather(*sent)
