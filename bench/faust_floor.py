@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -41,8 +41,8 @@ def build_app() -> faust.App:
     state: dict[str, Any] = {"seen": 0, "began": None}
 
     @app.agent(topic)
-    async def bare(stream: faust.Stream[bytes]) -> None:
-        async for batch in stream.take_events(BATCH, WITHIN):
+    async def bare(stream: faust.StreamT[bytes]) -> None:
+        async for batch in cast(faust.Stream[bytes], stream).take_events(BATCH, WITHIN):
             state["began"] = state["began"] or time.perf_counter()
             state["seen"] += len(batch)
             if state["seen"] >= goal:

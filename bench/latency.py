@@ -152,7 +152,7 @@ async def latency_run(
     prefix = f"benchlat{uuid.uuid4().hex[:8]}."
     settings = Settings(topic_prefix=prefix)
     await ensure_topics(settings, kafka)
-    worker = Worker(bootstrap=kafka.bootstrap_servers, prefix=prefix, data_dir=workdir / "latency",
+    worker = Worker(bootstrap=kafka.bootstrap_servers, prefix=prefix, data_dir=workdir / prefix,
                     app_id=f"{prefix}app", extra_env={"CX_SNAPSHOT_INTERVAL": "3600"})  # fmt: skip
     worker.start(wait_for_partitions=4, timeout=180)
     trace = Trace()
@@ -164,9 +164,34 @@ async def latency_run(
         while time.monotonic() < deadline and (
             not trace.scrapes or trace.scrapes[-1][1] < len(trace.sent)
         ):
+            if worker.process is not None and worker.process.poll() is not None:
+                raise RuntimeError(f"the latency worker exited:\n{worker.log_tail()}")
             await asyncio.sleep(interval)
         trace.done = True
         await scraper
     finally:
         worker.stop()
     return summarise(trace, rate, seconds)
+
+
+def main() -> None:
+    """`python -m bench.latency --rate R`: the latency phase alone, its JSON on stdout."""
+    import argparse
+    import json
+
+    from stream.settings import PROJECT_ROOT
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--rate", type=float, default=5000.0, help="offered events/s")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--scrape-interval", type=float, default=0.1)
+    args = parser.parse_args()
+    workdir = PROJECT_ROOT / "var" / "bench" / "latency"
+    result = asyncio.run(
+        latency_run(KafkaSettings(), args.rate, args.seconds, args.scrape_interval, workdir)
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
