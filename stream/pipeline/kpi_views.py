@@ -145,14 +145,13 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
     async def publish_snapshots() -> None:
         now = time.time()
         try:
-            rows = reader.rows(now)
+            for row in reader.rows(now):
+                row.pop("vector")
+                row["at"] = now
+                key = "|".join(str(row.get(k, "")) for k in ("window", "kind", "channel", "queue"))
+                await snapshots.send(key=key.encode(), value=_encode(row))
         except Exception:  # a timer that raises stops the whole app; a missed snapshot does not
+            # (e.g. the producer already stopped while the worker shuts down)
             log.exception("KPI snapshot failed")
-            return
-        for row in rows:
-            row.pop("vector")
-            row["at"] = now
-            key = "|".join(str(row.get(k, "")) for k in ("window", "kind", "channel", "queue"))
-            await snapshots.send(key=key.encode(), value=_encode(row))
 
     _ = publish_snapshots
