@@ -13,6 +13,7 @@ them, and then commit past the hole (see `InOrder`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from collections import defaultdict
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP
@@ -47,7 +49,9 @@ class InOrder:
     * its gap check ignores a partition without a committed offset, and lets one missing
       offset through after a committed one.
     So here nothing is handed on in a new generation until Faust has sought the partitions to
-    their committed offsets (which rereads whatever came before), Faust's fetch loop keeps no
+    their committed offsets, after which InOrder seeks each one to its next offset itself
+    (`reread`: Faust's seek skips partitions without a commit, and records it re-fetched can
+    arrive before it returns; either way they were dropped), Faust's fetch loop keeps no
     read offset for these topics (`_ReadOffsets`: it neither drops nor "gaps" their records),
     and a message is handed on only if it is the partition's next offset, from the committed
     one: earlier ones (repeats) are dropped, later ones too, and if any of those lies at or
@@ -137,6 +141,24 @@ class InOrder:
         self.starts = dict(committed)
         self.sought = generation
 
+    async def reread(self) -> None:
+        """After `on_seek`: seek every assigned watched partition to its next offset.
+
+        Until `on_seek` every message is dropped, and Faust's seek does not make all of them
+        arrive again: records it re-fetched can arrive (and be dropped) before its seek
+        returns, and it does not seek a partition without a committed offset (nor one at 0)
+        at all. The "ahead" check finds such a hole only when a later record of the
+        partition arrives; with no new traffic the partition stalled, its commit never
+        moving. Sought here, after `sought` is set, every record is read again and judged.
+        """
+        consumer = self.app.consumer
+        for tp in list(consumer.assignment()):
+            if tp.topic not in self.topics:
+                continue
+            # IllegalStateError: revoked meanwhile; the next assignment seeks again.
+            with contextlib.suppress(IllegalStateError):
+                await consumer.seek(tp, self.next.get(tp, self.starts.get(tp, 0)))
+
     async def seek_back(self, tp: TP, missing: int, found: int) -> None:
         previous = self.holes.get(tp)
         times = previous[2] + 1 if previous and previous[:2] == (missing, found) else 1
@@ -219,6 +241,7 @@ async def _perform_seek(self: Consumer) -> None:
     order = _ORDERS.get(self.app)
     if order is not None:
         order.on_seek({tp: o for tp, o in self._committed_offset.items() if o is not None})
+        await order.reread()
 
 
 Consumer._new_offset = _new_offset  # type: ignore[method-assign]

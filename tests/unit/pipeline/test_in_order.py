@@ -135,3 +135,12 @@ async def test_nothing_is_handed_on_in_a_new_generation_before_the_seek() -> Non
     assert all(e.message.acked for e in early)
     order.on_seek({A: 5})
     assert offsets(await order.admit(events(A, 4, 5, 6))) == [(0, 5), (0, 6)]
+
+
+async def test_after_the_seek_every_watched_partition_is_read_again_from_its_next_offset() -> None:
+    # Faust's seek skips partitions without a committed offset, and records it re-fetched can
+    # arrive before it returns: both were dropped, so InOrder seeks them itself.
+    order, consumer = make({A, B, TP("t.other", 0)}, {A: 3, B: None})
+    assert offsets(await order.admit(events(A, 3, 4))) == [(0, 3), (0, 4)]
+    await order.reread()
+    assert sorted(consumer.seeks) == [(A, 5), (B, 0)]  # unwatched topics left to Faust
