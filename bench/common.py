@@ -7,17 +7,32 @@ import json
 import time
 import urllib.error
 import urllib.request
+import uuid
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from stream.settings import KafkaSettings
+from stream.pipeline.topics import ensure_topics
+from stream.settings import KafkaSettings, Settings
+from tests.support import kafka_io
 from tests.support.worker import Worker
 
 
 def client_kwargs(bootstrap: str) -> dict[str, Any]:
     """aiokafka settings of the environment (SASL/SSL included), for `bootstrap`."""
-    return {**KafkaSettings().aiokafka_kwargs(), "bootstrap_servers": bootstrap}
+    return kafka_io.client_kwargs(bootstrap, KafkaSettings())
+
+
+async def fresh_worker(kafka: KafkaSettings, stem: str, workdir: Path) -> tuple[str, Worker]:
+    """A started worker on new topics `<stem><uuid>.*`, its own state dir: (responses, worker)."""
+    prefix = f"{stem}{uuid.uuid4().hex[:8]}."
+    settings = Settings(topic_prefix=prefix)
+    await ensure_topics(settings, kafka)
+    worker = Worker(bootstrap=kafka.bootstrap_servers, prefix=prefix, data_dir=workdir / prefix,
+                    app_id=f"{prefix}app", extra_env={"CX_SNAPSHOT_INTERVAL": "3600"})  # fmt: skip
+    worker.start(wait_for_partitions=4, timeout=180)
+    return settings.topic("responses"), worker
 
 
 async def preload(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:

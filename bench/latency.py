@@ -19,7 +19,6 @@ import asyncio
 import random
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,11 +28,9 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.common import client_kwargs
+from bench.common import client_kwargs, fresh_worker
 from bench.workload import Mix, response
-from stream.pipeline.topics import ensure_topics
-from stream.settings import KafkaSettings, Settings
-from tests.support.worker import Worker
+from stream.settings import KafkaSettings
 
 TOTAL = re.compile(
     r'^cx_nps_responses\{(?=[^}]*window="7d")(?=[^}]*channel="all")(?=[^}]*queue="all")[^}]*\}'
@@ -149,16 +146,11 @@ def summarise(trace: Trace, rate: float, seconds: float) -> dict[str, Any]:
 async def latency_run(
     kafka: KafkaSettings, rate: float, seconds: float, interval: float, workdir: Path
 ) -> dict[str, Any]:
-    prefix = f"benchlat{uuid.uuid4().hex[:8]}."
-    settings = Settings(topic_prefix=prefix)
-    await ensure_topics(settings, kafka)
-    worker = Worker(bootstrap=kafka.bootstrap_servers, prefix=prefix, data_dir=workdir / prefix,
-                    app_id=f"{prefix}app", extra_env={"CX_SNAPSHOT_INTERVAL": "3600"})  # fmt: skip
-    worker.start(wait_for_partitions=4, timeout=180)
+    topic, worker = await fresh_worker(kafka, "benchlat", workdir)
     trace = Trace()
     try:
         scraper = asyncio.create_task(scrape(worker.url, interval, trace))
-        await produce(kafka.bootstrap_servers, settings.topic("responses"), rate, seconds, trace)
+        await produce(kafka.bootstrap_servers, topic, rate, seconds, trace)
         # Wait for the backlog, however long it is, up to a bound that stops by itself.
         deadline = time.monotonic() + max(60.0, 10 * seconds)
         while time.monotonic() < deadline and (

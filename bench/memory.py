@@ -11,15 +11,12 @@ so id states grow with events by design until the id sweep forgets them.
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import preload, wait_counted
+from bench.common import fresh_worker, preload, wait_counted
 from bench.workload import Mix, live_keys, responses
-from stream.pipeline.topics import ensure_topics
-from stream.settings import KafkaSettings, Settings
-from tests.support.worker import Worker
+from stream.settings import KafkaSettings
 
 FEW = Mix(customers=1_000, agents=20)
 MANY = Mix(customers=100_000, agents=1_000)
@@ -37,12 +34,7 @@ async def rss_points(
     kafka: KafkaSettings, mix: Mix, events: int, rounds: int, workdir: Path
 ) -> list[dict[str, Any]]:
     """RSS of one fresh worker after draining `events` more responses, `rounds` times."""
-    prefix = f"benchrss{uuid.uuid4().hex[:8]}."
-    settings = Settings(topic_prefix=prefix)
-    await ensure_topics(settings, kafka)
-    worker = Worker(bootstrap=kafka.bootstrap_servers, prefix=prefix, data_dir=workdir / prefix,
-                    app_id=f"{prefix}app", extra_env={"CX_SNAPSHOT_INTERVAL": "3600"})  # fmt: skip
-    worker.start(wait_for_partitions=4, timeout=180)
+    topic, worker = await fresh_worker(kafka, "benchrss", workdir)
     assert worker.process is not None
     points: list[dict[str, Any]] = [
         {"events": 0, "rss_bytes": rss_bytes(worker.process.pid), "live_keys": 0}
@@ -53,7 +45,7 @@ async def rss_points(
             # A different seed per round: new response ids over the same customers and agents.
             batch = responses(events, seed=100 + round_, mix=mix)
             sent += batch
-            await preload(kafka.bootstrap_servers, settings.topic("responses"), batch)
+            await preload(kafka.bootstrap_servers, topic, batch)
             await wait_counted(worker, len(sent))
             keys = live_keys(sent, time.time())
             points.append({"events": len(sent), "rss_bytes": rss_bytes(worker.process.pid),

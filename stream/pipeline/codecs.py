@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -64,10 +65,22 @@ class CodecTable(faust.Table):
         serializer registry: many times the cost of one RocksDB get and one msgspec decode.
         """
         store: Any = self.data
-        if not hasattr(store, "_db_for_partition"):
+        if not self.on_rocksdb:
             return store.data.get(key)  # memory store: values are kept as objects
         raw = store._db_for_partition(partition).get(key)
         return None if raw is None else DECODERS[self.value_codec](raw)
+
+    @property
+    def on_rocksdb(self) -> bool:
+        return hasattr(self.data, "_dbs")  # RocksDB: one database per partition
+
+    def raw_items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Undecoded (key, value) pairs of `partition`'s RocksDB database, if it has one.
+
+        Faust's own bookkeeping (e.g. the persisted offset) is among them.
+        """
+        db = getattr(self.data, "_dbs", {}).get(partition)
+        return iter(()) if db is None else iter(db.items())
 
     def _serializer_from_type(self, typ: Any) -> Any:
         return "raw" if typ is bytes else self.value_codec

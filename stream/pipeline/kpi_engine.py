@@ -195,7 +195,7 @@ class KpiEngine:
 
         async def stage1(stream: faust.StreamT[bytes]) -> None:
             async for batch in self.in_order.batches(stream, BATCH_MAX, BATCH_WITHIN):
-                await self._stage1_batch(batch, source, table, topic, parse)
+                await self._stage1_batch(batch, source, table, parse)
                 if sweep:
                     await self._sweep_ids(name, table, batch)
 
@@ -207,7 +207,6 @@ class KpiEngine:
         batch: list[faust.EventT],
         source: str,
         table: CodecTable,
-        topic: faust.TopicT,
         parse: Parser,
     ) -> None:
         app = self.app
@@ -291,17 +290,16 @@ class KpiEngine:
         self._last_sweep[name] = now
         horizon = now - LONGEST.seconds - self.app.settings.late_grace_seconds
         by_partition = {event.message.partition: event for event in batch}
-        dbs = getattr(table.data, "_dbs", {})  # RocksDB: one database per partition
         for partition, event in by_partition.items():
-            db = dbs.get(partition)
-            if db is None:
-                continue
             use_event(event)
-            for key in [k for k, v in db.items() if _forgettable(v, horizon)]:
+            for key in [k for k, v in table.raw_items(partition) if _forgettable(v, horizon)]:
                 del table[key]
         await table.confirm_changelog()
 
     # -- stage 2 -------------------------------------------------------------------------------
+    def _count_write(self, table: CodecTable) -> None:
+        self.writes["customers" if table is self.customers else "buckets"] += 1
+
     def table_for(self, key: bytes) -> CodecTable:
         return self.customers if key.startswith(b"c|") else self.buckets
 
@@ -325,8 +323,9 @@ class KpiEngine:
                 owner_event[key] = event
         for key, event in owner_event.items():
             use_event(event)
-            self.table_for(key)[key] = overlay.local[key]
-            self.writes["customers" if key.startswith(b"c|") else "buckets"] += 1
+            table = self.table_for(key)
+            table[key] = overlay.local[key]
+            self._count_write(table)
         if now - self._last_expiry >= EXPIRY_EVERY:
             self._last_expiry = now
             self._expire(self.buckets, batch, now)
@@ -340,7 +339,7 @@ class KpiEngine:
             if event is not None:
                 use_event(event)
                 del table[key]
-                self.writes["customers" if table is self.customers else "buckets"] += 1
+                self._count_write(table)
 
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
@@ -351,11 +350,11 @@ class KpiEngine:
 
     def owned_items(self, customers: bool = False) -> Iterator[tuple[bytes, BucketState]]:
         owned = self.owned_partitions()
-        if customers and (dbs := getattr(self.customers.data, "_dbs", None)) is not None:
+        if customers and self.customers.on_rocksdb:
             # Straight from RocksDB: Faust's item view decodes through its codec registry,
             # several times slower than one msgspec decoder over a million customers.
-            for partition in owned & set(dbs):
-                for key, raw in dbs[partition].items():
+            for partition in owned:
+                for key, raw in self.customers.raw_items(partition):
                     if isinstance(key, bytes) and key.startswith(b"c|"):
                         yield key, _decode_bucket_state(raw)
             return
