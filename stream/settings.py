@@ -247,6 +247,10 @@ class Settings(BaseSettings):
     max_future_seconds: int = 300
     # Events older than the longest window plus this grace are rejected (`too_old`).
     late_grace_seconds: int = 3600
+    # How producers map an id key to its partition: murmur2 (Kafka's Java client and
+    # aiokafka) or crc32 (librdkafka's default: kcat, confluent-kafka, Go and .NET clients).
+    # A message found on another partition than its id's is re-published there.
+    id_partitioner: Literal["murmur2", "crc32"] = "murmur2"
 
     def rocksdb_options(self) -> dict[str, int]:
         """Options of every RocksDB table store (one database per table and partition).

@@ -1,35 +1,26 @@
-"""Consumer lag of the worker's assigned partitions, read from the Faust consumer per scrape."""
+"""Consumer lag of the worker's batch partitions, from the offsets its agents finished."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
+from faust.types import TP
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 
 class ConsumerLagCollector(Collector):
-    """cx_consumer_lag{topic, partition}: messages between the last one read and the end."""
+    """cx_consumer_lag{topic, partition}: records between what this worker finished and the
+    partition's end (0 once it has drained it)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, lag: Callable[[], Mapping[TP, int]]) -> None:
+        self.lag = lag
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "cx_consumer_lag", "Messages behind the end of an assigned partition.",
+            "cx_consumer_lag", "Records behind the end of an assigned input partition.",
             labels=["topic", "partition"],
         )  # fmt: skip
-        consumer = self.app._consumer
-        if consumer is not None:
-            read_offsets = getattr(consumer, "_read_offset", {})
-            for tp in consumer.assignment():
-                if tp.topic.endswith("-changelog"):
-                    continue  # read only while recovering: not a backlog
-                with contextlib.suppress(Exception):  # no highwater known yet
-                    end = consumer.highwater(tp)
-                    read = read_offsets.get(tp)
-                    behind = end - (read + 1 if read is not None else 0)
-                    family.add_metric([tp.topic, str(tp.partition)], max(0, behind))
+        for tp, behind in sorted(self.lag().items()):
+            family.add_metric([tp.topic, str(tp.partition)], behind)
         yield family

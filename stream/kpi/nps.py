@@ -25,6 +25,14 @@ class Nps:
     detractors: int
 
 
+DETRACTOR_MAX = 6  # answers 0..6 are detractors
+PROMOTER_MIN = 9  # answers 9..10 are promoters
+
+
+def is_detractor(score: int) -> bool:
+    return score <= DETRACTOR_MAX
+
+
 def contribution(score: int) -> s.Sparse:
     return [s.NPS + score, 1]
 

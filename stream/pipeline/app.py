@@ -7,6 +7,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
+from stream import faustx
 from stream.pipeline.metrics import PipelineMetrics
 from stream.pipeline.topics import TopicNames, ensure_topics
 from stream.settings import KafkaSettings, Settings, get_kafka_settings, get_settings
@@ -21,6 +22,7 @@ class CxApp(faust.App):
     registry: CollectorRegistry
     metrics: PipelineMetrics
     topics_by_name: dict[str, faust.TopicT]
+    batch_router: faustx.BatchRouter
 
     async def on_start(self) -> None:
         # Create the contract's topics (explicit partition counts) before any consumer subscribes.
@@ -45,7 +47,9 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
     settings = settings or get_settings()
     kafka = kafka or get_kafka_settings()
     options: dict[str, Any] = {
-        "broker": [f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        # The project's transport (stream.faustx): Faust's, with batch topics taken out of its
+        # per-message path.
+        "broker": faustx.broker_urls(kafka.bootstrap_servers.split(",")),
         # The contract's KAFKA_SECURITY_* settings; Faust passes them to its consumer, producer
         # and topic admin alike.
         "broker_credentials": kafka.faust_credentials(),
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         "broker_heartbeat_interval": min(3.0, settings.session_timeout / 5),
     }
     app = CxApp(settings.app_id, **options)
+    faustx.install(app)
     app.settings = settings
     app.kafka = kafka
     app.names = TopicNames.from_settings(settings)

@@ -1,53 +1,43 @@
 """KPI engine wiring: stage-1 agents (responses, dispatches, lifecycle) and the stage-2 agent.
 
-The exactly-once reasoning lives in stream/aggregation; this module only moves bytes:
-  1. decode and validate a batch, route mis-keyed messages to their id's partition;
-  2. decide each message against its id's state (RocksDB table);
-  3. send the batch's partial sums and WAIT until the broker has them;
-  4. only then write the ids' new states (and so their changelog records).
-Step 3 before 4 means a state in the changelog implies its partials are in Kafka.
+The decisions are pure (stream/aggregation/stage1.py, stage2.py); this module moves batches:
+  1. stage 1 plans a batch: decode, validate, route mis-keyed messages, decide each id once;
+  2. it sends the batch's partial sums (one record per stage-2 partition) and WAITS until the
+     broker has them, with the batch's dead letters, re-published messages and follow-ups;
+  3. only then it writes the ids' new states (one record per new or revised id);
+  4. stage 2 reads every bucket a batch of partials touches at once, applies them, and writes
+     each changed bucket once.
+Step 2 before 3 means a state in the changelog implies its partials are in Kafka.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass
+import zlib
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
-import faust
 import msgspec
 from aiokafka.partitioner import murmur2
 
-from stream.aggregation.buckets import apply_partial, expired, parse_key
-from stream.aggregation.dedupe import Decision, decide_lifecycle, decide_once, decide_revision
-from stream.aggregation.messages import (
-    BucketState,
-    Contribution,
-    Entry,
-    IdState,
-    Partial,
-    owner_partition,
-)
+from stream.aggregation.buckets import expired, parse_key
+from stream.aggregation.dedupe import decide_lifecycle, decide_once, decide_revision
+from stream.aggregation.messages import BucketState, Contribution, IdState, Partial, owner_partition
+from stream.aggregation.stage1 import Parsed, Parser, plan_batch
+from stream.aggregation.stage2 import apply_batch, copy_state, keys_touched
 from stream.channels import Accepted, Rejected, TimeLimits, adapt_canonical
 from stream.channels.decode import decode
+from stream.faustx import CodecTable, RecordBatch, assigned, declare_table
 from stream.kpi import response as response_kpi
 from stream.kpi import summary
 from stream.kpi.segments import CHURN, dispatch_segments, response_segments
 from stream.kpi.windows import LONGEST
-from stream.models import Dispatch, LifecycleEvent, SurveyResponse
+from stream.models import Dispatch, LifecycleEvent
 from stream.pipeline.app import CxApp
-from stream.pipeline.codecs import (
-    BUCKET_STATE,
-    ID_STATE,
-    CodecTable,
-    codec_table,
-    register_codecs,
-)
-from stream.pipeline.events import BATCH_MAX, BATCH_WITHIN, in_order, use_event
-from stream.pipeline.normalise import reject, safe_adapt
+from stream.pipeline.batches import batch_agent
+from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
+from stream.pipeline.normalise import reject
 
 EXPIRY_EVERY = 30.0
 _encode = msgspec.msgpack.Encoder().encode
@@ -57,52 +47,20 @@ _decode_bucket_state = msgspec.msgpack.Decoder(BucketState).decode
 _encode_json = msgspec.json.Encoder().encode
 
 
-def id_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives `key` (murmur2, as Java clients do)."""
+def id_partition(key: bytes, partitions: int, partitioner: str = "murmur2") -> int:
+    """The partition a producer's default partitioner gives `key`: murmur2 as Kafka's Java
+    client and aiokafka do, or crc32 as librdkafka (kcat, confluent-kafka) does."""
+    if partitioner == "crc32":
+        return zlib.crc32(key) % partitions
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    """A decoded stage-1 message: its id, and how to decide it against the id's state."""
-
-    key: bytes
-    decide: Callable[[IdState | None, str, int], Decision]
-    response: SurveyResponse | None = None
-
-
-Parser = Callable[[bytes, TimeLimits], Parsed | Rejected]
-
-
-class Followup(msgspec.Struct, omit_defaults=True):
-    """cx.followups v1: call this detractor back. Ids only: no comment, no contact data."""
-
-    response_id: str
-    occurred_at: str
-    channel: str
-    nps: int
-    revision: int
-    customer_id: str | None = None
-    interaction_id: str | None = None
-    queue: str | None = None
-    agent_id: str | None = None
-
-
-def followup_of(response: SurveyResponse) -> Followup | None:
-    nps = response.scores.nps
-    if nps is None or nps > 6:
-        return None
-    return Followup(
-        response.response_id,
-        response.occurred_at.isoformat(),
-        response.channel,
-        nps,
-        response.revision,
-        response.customer_id,
-        response.interaction_id,
-        response.queue,
-        response.agent_id,
-    )
+def _table(app: CxApp, name: str, codec: str, decoder: Any, **kwargs: Any) -> CodecTable:
+    table = CodecTable(
+        app, value_codec=codec, encode=_encode, decode=decoder, name=name,
+        beacon=app.tables.beacon, partitions=app.settings.partitions, **kwargs,
+    )  # fmt: skip
+    return declare_table(app, table)
 
 
 class KpiEngine:
@@ -116,28 +74,33 @@ class KpiEngine:
         self.csi_weights = app.settings.csi_weights or None
         self.queue_label = app.settings.queue_label
         self.member_limits = app.settings.member_limits()
-        self.partials = app.topics_by_name[self.names.partials]
+        self.partitioner = app.settings.id_partitioner
         # Not "memory://": Faust tests the store URL's truth value, and yarl finds that one
         # empty, so the table would silently fall back to the app's RocksDB store.
-        self.buckets = codec_table(
-            app, "kpi-buckets", BUCKET_STATE, self.partitions, store="memory://local"
-        )
+        self.buckets = _table(app, "kpi-buckets", BUCKET_STATE, _decode_bucket_state,
+                              store="memory://local")  # fmt: skip
         # Per-customer buckets (SCI) grow with customers: RocksDB, not memory.
-        self.customers = codec_table(
-            app, "kpi-customers", BUCKET_STATE, self.partitions,
-            options=app.settings.rocksdb_options(),
-        )  # fmt: skip
-        self._last_expiry = 0.0
-        # Write counters of the stage-2 tables: readers cache rows until these move.
-        self.writes = {"buckets": 0, "customers": 0}
-        self._last_sweep: dict[str, float] = {}
-        self.in_order = in_order(app)
-        self.in_order.watch(self.names.partials)
+        rocksdb = app.settings.rocksdb_options()
+        self.customers = _table(app, "kpi-customers", BUCKET_STATE, _decode_bucket_state,
+                                options=rocksdb)  # fmt: skip
+        self._last_expiry: dict[int, float] = {}
+        self._last_sweep: dict[tuple[str, int], float] = {}
         self._stage1("responses", self.names.responses, self.parse_response)
         self._stage1("dispatches", self.names.dispatches, self.parse_dispatch)
         # Lifecycle states never expire: who is active now may depend on an old activation.
         self._stage1("lifecycle", self.names.lifecycle, self.parse_lifecycle, sweep=False)
-        app.agent(self.partials, name="kpi-buckets")(self.aggregate)
+        batch_agent(app, self.names.partials, "kpi-buckets", self.aggregate)
+
+    @property
+    def writes(self) -> dict[str, int]:
+        """Write counters of the stage-2 tables: readers cache rows until these move."""
+        return {"buckets": self.buckets.writes, "customers": self.customers.writes}
+
+    def home_of(self, key: bytes) -> int:
+        return id_partition(key, self.partitions, self.partitioner)
+
+    def owner_of(self, segment: str) -> int:
+        return owner_partition(segment, self.partitions)
 
     # -- parsers: bytes -> (id, decision) --------------------------------------------------------
     def parse_response(self, raw: bytes, limits: TimeLimits) -> Parsed | Rejected:
@@ -187,180 +150,127 @@ class KpiEngine:
 
     # -- stage 1 -------------------------------------------------------------------------------
     def _stage1(self, name: str, source: str, parse: Parser, sweep: bool = True) -> None:
-        app = self.app
-        table = codec_table(
-            app, f"ids-{name}", ID_STATE, self.partitions, options=app.settings.rocksdb_options()
-        )
-        topic = app.topics_by_name[source]
+        table = _table(self.app, f"ids-{name}", ID_STATE, _decode_id_state,
+                       options=self.app.settings.rocksdb_options())  # fmt: skip
 
-        async def stage1(stream: faust.StreamT[bytes]) -> None:
-            async for batch in self.in_order.batches(stream, BATCH_MAX, BATCH_WITHIN):
-                await self._stage1_batch(batch, source, table, parse)
-                if sweep:
-                    await self._sweep_ids(name, table, batch)
+        async def handle(batch: RecordBatch) -> None:
+            await self._stage1_batch(batch, source, table, parse)
+            if sweep:
+                await self._sweep_ids(name, table, batch.tp.partition)
 
-        self.in_order.watch(source)
-        app.agent(topic, name=f"stage1-{name}")(stage1)
+        batch_agent(self.app, source, f"stage1-{name}", handle)
 
     async def _stage1_batch(
-        self,
-        batch: list[faust.EventT],
-        source: str,
-        table: CodecTable,
-        parse: Parser,
+        self, batch: RecordBatch, source: str, table: CodecTable, parse: Parser
     ) -> None:
         app = self.app
-        limits = app.settings.time_limits()
-        outgoing: dict[tuple[str, int], list[Entry]] = defaultdict(list)
-        pending: dict[bytes, tuple[faust.EventT, IdState]] = {}
-        followups: list[Followup] = []
-        sent: list[Awaitable[Any]] = []  # dead letters and re-published messages
-        for event in batch:
-            message = event.message
-            parsed = safe_adapt(parse, event.value, limits)  # type: ignore[arg-type]
-            if isinstance(parsed, Rejected):
-                sent.append(await reject(app, event, parsed))
-                continue
-            assert isinstance(parsed, Parsed)
-            home = id_partition(parsed.key, self.partitions)
-            if message.partition != home:
-                # Mis-keyed: publish it again where its id lives. Every message of an id then
-                # comes from one partition, in one order, which replays after a crash repeat.
-                sent.append(
-                    await app.producer.send(source, parsed.key, event.value, home, None, None)
-                )
-                continue
-            src = f"{message.topic}:{message.partition}"
-            if parsed.key in pending:
-                state = pending[parsed.key][1]
-            else:
-                state = table.get_in(message.partition, parsed.key)
-            decision = parsed.decide(state, src, message.offset)
-            if decision.outcome != "replayed":
-                app.metrics.count(source, decision.outcome)
-            if decision.state is not None:
-                pending[parsed.key] = (event, decision.state)
-            for entry in decision.entries:
-                outgoing[(src, owner_partition(entry.segment, self.partitions))].append(entry)
-            if decision.outcome in ("accepted", "revised") and parsed.response is not None:
-                followups += filter(None, [followup_of(parsed.response)])
-        await self._send_partials(outgoing, followups, sent)
-        for key, (event, state) in pending.items():
-            use_event(event)
-            table[key] = state
-        await table.confirm_changelog()
-
-    async def _send_partials(
-        self,
-        outgoing: dict[tuple[str, int], list[Entry]],
-        followups: list[Followup],
-        sent: list[Awaitable[Any]],
-    ) -> None:
-        """Send the batch's partials (and follow-ups) and wait until the broker has them all,
-        and the batch's earlier sends (`sent`).
-
-        Straight to the producer: Faust's topic send buffer awaits each message in turn.
-        """
-        producer = self.app.producer
-        futures = [
-            await producer.send(
-                self.names.partials, None, _encode(Partial(src, entries)), dest, None, None
-            )
-            for (src, dest), entries in outgoing.items()
+        partition = batch.tp.partition
+        records = batch.records
+        src = f"{batch.tp.topic}:{partition}"
+        plan = plan_batch(
+            src, partition, [(r.offset, r.value) for r in records], parse,
+            app.settings.time_limits(), lambda keys: table.get_many(partition, keys),
+            self.home_of, self.owner_of,
+        )  # fmt: skip
+        producer = app.producer
+        sent: list[Awaitable[Any]] = [
+            await reject(app, records[i], why) for i, why in plan.rejected
         ]
-        futures += sent
-        futures += [
-            await producer.send(
-                self.names.followups, f.response_id.encode(), _encode_json(f), None, None, None
-            )
-            for f in followups
-        ]
-        if futures:
-            await asyncio.gather(*futures)
+        for index, key, home in plan.misrouted:
+            sent.append(await producer.send(source, key, records[index].value, home, None, None))
+        for dest, entries in plan.partials.items():
+            value = _encode(Partial(src, entries))
+            sent.append(await producer.send(self.names.partials, None, value, dest, None, None))
+        for f in plan.followups:
+            value = _encode_json(f)
+            key = f.response_id.encode()
+            sent.append(await producer.send(self.names.followups, key, value, None, None, None))
+        if sent:
+            await asyncio.gather(*sent)
+        metrics = app.metrics
+        metrics.written(self.names.partials, len(plan.partials))
+        metrics.written(self.names.followups, len(plan.followups))
+        metrics.written(source, len(plan.misrouted))
+        for outcome, n in plan.outcomes.items():
+            metrics.count(source, outcome, n)
+        table.put_many(partition, plan.states)
+        metrics.written(table.name, await table.confirm_changelog(producer))
 
-    async def _sweep_ids(self, name: str, table: CodecTable, batch: list[faust.EventT]) -> None:
+    async def _sweep_ids(self, name: str, table: CodecTable, partition: int) -> None:
         """Forget ids whose answer left every window, so id state does not grow for ever.
 
         A late re-delivery of a forgotten id is `too_old` anyway; a revision with a recent
         event time counts as new, which is right: the old answer is in no window any more.
         """
         now = time.time()
-        if now - self._last_sweep.get(name, 0.0) < self.app.settings.id_sweep_interval:
+        if now - self._last_sweep.get((name, partition), 0.0) < self.app.settings.id_sweep_interval:
             return
-        self._last_sweep[name] = now
+        self._last_sweep[(name, partition)] = now
         horizon = now - LONGEST.seconds - self.app.settings.late_grace_seconds
-        by_partition = {event.message.partition: event for event in batch}
-        for partition, event in by_partition.items():
-            use_event(event)
-            for key in [k for k, v in table.raw_items(partition) if _forgettable(v, horizon)]:
-                del table[key]
-        await table.confirm_changelog()
+        gone = [k for k, v in table.raw_items(partition) if _forgettable(v, horizon)]
+        table.put_many(partition, dict.fromkeys(gone))
+        self.app.metrics.written(table.name, await table.confirm_changelog(self.app.producer))
 
     # -- stage 2 -------------------------------------------------------------------------------
-    def _count_write(self, table: CodecTable) -> None:
-        self.writes["customers" if table is self.customers else "buckets"] += 1
-
     def table_for(self, key: bytes) -> CodecTable:
         return self.customers if key.startswith(b"c|") else self.buckets
 
-    async def aggregate(self, stream: faust.StreamT[bytes]) -> None:
-        async for batch in self.in_order.batches(stream, BATCH_MAX, BATCH_WITHIN):
-            self._aggregate_batch(batch)
-            await self.buckets.confirm_changelog()
-            await self.customers.confirm_changelog()
-
-    def _aggregate_batch(self, batch: list[faust.EventT]) -> None:
+    async def aggregate(self, batch: RecordBatch) -> None:
+        partition = batch.tp.partition
         now = time.time()
-        overlay = Overlay(self.table_for)
-        owner_event: dict[bytes, faust.EventT] = {}
-        for event in batch:
+        partials = []
+        for record in batch.records:
             try:
-                partial = _decode_partial(event.value)
+                partials.append(_decode_partial(record.value))
             except (msgspec.DecodeError, TypeError):
                 continue  # only this project writes the topic; nothing else can be there
-            overlay.partition = event.message.partition
-            for key in apply_partial(overlay, partial, now, self.member_limits):
-                owner_event[key] = event
-        for key, event in owner_event.items():
-            use_event(event)
-            table = self.table_for(key)
-            table[key] = overlay.local[key]
-            self._count_write(table)
-        if now - self._last_expiry >= EXPIRY_EVERY:
-            self._last_expiry = now
-            self._expire(self.buckets, batch, now)
-            self._expire(self.customers, batch, now)
+        states = self._load(partition, keys_touched(partials, now))
+        changed = apply_batch(states, partials, now, self.member_limits)
+        for table in (self.buckets, self.customers):
+            table.put_many(partition, {k: states[k] for k in changed if self.table_for(k) is table})
+        if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
+            self._last_expiry[partition] = now
+            self._expire(partition, now)
+        producer = self.app.producer
+        for table in (self.buckets, self.customers):
+            self.app.metrics.written(table.name, await table.confirm_changelog(producer))
 
-    def _expire(self, table: CodecTable, batch: list[faust.EventT], now: float) -> None:
-        by_partition = {event.message.partition: event for event in batch}
-        for key in expired(list(table.keys()), now):
-            segment = parse_key(key)[0]
-            event = by_partition.get(owner_partition(segment, self.partitions))
-            if event is not None:
-                use_event(event)
-                del table[key]
-                self._count_write(table)
+    def _load(self, partition: int, keys: set[bytes]) -> dict[bytes, BucketState]:
+        """The stored states of `keys` (copies: the batch writes back what it changes)."""
+        states: dict[bytes, BucketState] = {}
+        for table in (self.buckets, self.customers):
+            mine = [k for k in keys if self.table_for(k) is table]
+            for key, state in zip(mine, table.get_many(partition, mine), strict=True):
+                if state is not None:
+                    states[key] = copy_state(state)
+        return states
+
+    def _expire(self, partition: int, now: float) -> None:
+        """Delete this partition's buckets that have left every window."""
+        mine = [k for k, _ in self.buckets.items_in([]) if self._owner_of_key(k) == partition]
+        self.buckets.put_many(partition, dict.fromkeys(expired(mine, now)))
+        keys = [k for k, _ in self.customers.raw_items(partition) if isinstance(k, bytes)]
+        self.customers.put_many(partition, dict.fromkeys(expired(keys, now)))
+
+    def _owner_of_key(self, key: bytes) -> int:
+        try:
+            return owner_partition(parse_key(key)[0], self.partitions)
+        except ValueError:
+            return -1
 
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
-        consumer = self.app._consumer  # None until the worker has started
-        if consumer is None:
-            return set()
-        return {tp.partition for tp in consumer.assignment() if tp.topic == self.names.partials}
+        return {tp.partition for tp in assigned(self.app) if tp.topic == self.names.partials}
 
     def owned_items(self, customers: bool = False) -> Iterator[tuple[bytes, BucketState]]:
         owned = self.owned_partitions()
-        if customers and self.customers.on_rocksdb:
-            # Straight from RocksDB: Faust's item view decodes through its codec registry,
-            # several times slower than one msgspec decoder over a million customers.
-            for partition in owned:
-                for key, raw in self.customers.raw_items(partition):
-                    if isinstance(key, bytes) and key.startswith(b"c|"):
-                        yield key, _decode_bucket_state(raw)
+        if customers:
+            for key, state in self.customers.items_in(owned):
+                if key.startswith(b"c|"):
+                    yield key, state
             return
-        table = self.customers if customers else self.buckets
-        for key, state in list(table.items()):
-            if owner_partition(parse_key(key)[0], self.partitions) in owned:
+        for key, state in self.buckets.items_in(owned):
+            if self._owner_of_key(key) in owned:
                 yield key, state
 
 
@@ -372,42 +282,3 @@ def _forgettable(raw: object, horizon: float) -> bool:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return False  # Faust's own bookkeeping (e.g. the persisted offset) lives here too
     return state.current is None or state.current.t < horizon
-
-
-class Overlay(MutableMapping[bytes, BucketState]):
-    """Reads through to the tables, keeps writes local until the batch is done."""
-
-    def __init__(self, table_for: Callable[[bytes], CodecTable]) -> None:
-        self.table_for = table_for
-        self.local: dict[bytes, BucketState] = {}
-        self.partition = 0  # of the partial being applied: its keys live in that partition
-
-    def get(self, key: bytes, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __getitem__(self, key: bytes) -> BucketState:
-        if key in self.local:
-            return self.local[key]
-        value = self.table_for(key).get_in(self.partition, key)
-        if value is None:
-            raise KeyError(key)
-        # Copy so that the table's object changes only when the batch writes it back.
-        members = {member: list(vector) for member, vector in value.members.items()}
-        copy = BucketState(list(value.vector), dict(value.applied), members)
-        self.local[key] = copy
-        return copy
-
-    def __setitem__(self, key: bytes, value: BucketState) -> None:
-        self.local[key] = value
-
-    def __delitem__(self, key: bytes) -> None:
-        del self.local[key]
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.local)
-
-    def __len__(self) -> int:
-        return len(self.local)

@@ -28,5 +28,17 @@ class PipelineMetrics:
             registry=registry,
         )
 
+        self.records = Counter(
+            "cx_kafka_records_written",
+            "Kafka records this worker produced on behalf of its input, by topic (internal "
+            "partials, table changelogs, follow-ups, re-published mis-keyed messages).",
+            ["topic"],
+            registry=registry,
+        )
+
+    def written(self, topic: str, n: int) -> None:
+        if n:
+            self.records.labels(topic).inc(n)
+
     def count(self, topic: str, outcome: str, n: int = 1) -> None:
         self.events.labels(topic, outcome).inc(n)
