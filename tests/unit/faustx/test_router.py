@@ -1,0 +1,158 @@
+"""BatchRouter: each partition's records reach an agent in offset order from the committed
+offset, holes make the partition seek back, and only finished batches are committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.types import TP
+
+from stream.faustx import BatchRouter, RecordBatch
+
+A = TP("t.responses", 0)
+B = TP("t.responses", 1)
+OTHER = TP("t.other", 0)
+
+
+@dataclass
+class Consumer:
+    """The consumer surface the router uses (assignment, seek, flow)."""
+
+    assigned: set[TP]
+    seeks: list[tuple[TP, int]] = field(default_factory=list)
+    flow_active: bool = True
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def records(tp: TP, *offsets: int) -> list[Any]:
+    return [SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o) for o in offsets]
+
+
+async def make(
+    assigned: set[TP], committed: dict[TP, int | None]
+) -> tuple[BatchRouter, Consumer, list[RecordBatch]]:
+    consumer = Consumer(assigned)
+    app = SimpleNamespace(consumer_generation_id=1, monitor=None, _consumer=consumer)
+    router = BatchRouter(app)
+    received: list[RecordBatch] = []
+
+    async def handler(batch: RecordBatch) -> None:
+        received.append(batch)
+
+    router.route(A.topic, handler)
+    await router.on_seek(consumer, committed)  # as Faust's seek after an assignment
+    return router, consumer, received
+
+
+def offsets(batches: list[RecordBatch]) -> list[tuple[int, list[int]]]:
+    return [(b.tp.partition, [r.offset for r in b.records]) for b in batches]
+
+
+async def take(router: BatchRouter, consumer: Consumer, *batches: list[Any]) -> dict[TP, Any]:
+    fetched: dict[TP, Any] = {}
+    for batch in batches:
+        tp = TP(batch[0].topic, batch[0].partition)
+        fetched[tp] = batch
+    await router.take(consumer, fetched)
+    return fetched  # what Faust's own path still sees
+
+
+async def test_starts_at_the_committed_offset_and_drops_repeats() -> None:
+    router, consumer, got = await make({A, B}, {A: 10, B: None})
+    assert sorted(consumer.seeks) == [(A, 10), (B, 0)]  # every partition read from its start
+    await take(router, consumer, records(A, 8, 9, 10, 11, 11), records(B, 0, 1))
+    assert offsets(got) == [(0, [10, 11]), (1, [0, 1])]
+
+
+async def test_other_topics_stay_on_fausts_path() -> None:
+    router, consumer, got = await make({A, OTHER}, {A: 0})
+    left = await take(router, consumer, records(A, 0), records(OTHER, 5))
+    assert list(left) == [OTHER] and offsets(got) == [(0, [0])]
+
+
+async def test_records_ahead_are_dropped_and_the_partition_sought_back() -> None:
+    router, consumer, got = await make({A}, {A: 100})
+    consumer.seeks.clear()
+    await take(router, consumer, records(A, 100, 101, 104, 105))
+    assert offsets(got) == [(0, [100, 101])]
+    assert consumer.seeks == [(A, 102)]  # 104 and 105 were dropped: read them again
+    await take(router, consumer, records(A, 106))  # a stale record fetched before the seek
+    assert consumer.seeks[-1] == (A, 102) and len(got) == 1
+    await take(router, consumer, records(A, 102, 103, 104))
+    assert offsets(got)[-1] == (0, [102, 103, 104])
+
+
+async def test_a_real_gap_is_accepted_after_repeated_seeks() -> None:
+    router, consumer, got = await make({A}, {A: 5})
+    for _ in range(BatchRouter.GAP_CONFIRMATIONS):
+        await take(router, consumer, records(A, 9))
+    assert consumer.seeks[-1] == (A, 9) and got == []
+    await take(router, consumer, records(A, 9, 10))
+    assert offsets(got) == [(0, [9, 10])]
+
+
+async def test_revoked_partitions_and_stopped_flow_hand_nothing_on() -> None:
+    router, consumer, got = await make({A}, {A: 0, B: 0})
+    await take(router, consumer, records(B, 0, 1))
+    consumer.flow_active = False
+    await take(router, consumer, records(A, 0))
+    assert got == []
+
+
+async def test_only_finished_batches_commit_and_a_new_generation_starts_over() -> None:
+    router, consumer, got = await make({A}, {A: 3})
+    await take(router, consumer, records(A, 3, 4))
+    await take(router, consumer, records(A, 5, 6))
+    first, second = got
+    assert router.committable(A) is None
+    async with router.working(first) as go:
+        assert go
+        assert router.committable(A) is None  # in progress: nothing to commit yet
+    assert router.committable(A) == 5
+    with pytest.raises(RuntimeError):
+        async with router.working(second):
+            raise RuntimeError("the agent failed")
+    assert router.committable(A) == 5  # a failed batch is never committed
+    router.app.consumer_generation_id = 2
+    assert router.committable(A) is None
+
+
+async def test_a_batch_after_a_lost_one_is_not_done_and_the_partition_is_read_again() -> None:
+    router, consumer, got = await make({A}, {A: 3})
+    await take(router, consumer, records(A, 3, 4))
+    await take(router, consumer, records(A, 5, 6))
+    lost, after = got
+    consumer.seeks.clear()
+    async with router.working(after) as go:
+        assert not go  # 3-4 never finished: 5-6 must not be committed
+    assert router.committable(A) is None and consumer.seeks == [(A, 3)]
+    await take(router, consumer, records(A, 3, 4, 5))
+    assert offsets(got)[-1] == (0, [3, 4, 5])
+
+
+async def test_nothing_is_handed_on_in_a_new_generation_before_the_seek() -> None:
+    router, consumer, got = await make({A}, {A: 3})
+    router.app.consumer_generation_id = 2
+    await take(router, consumer, records(A, 3, 4))
+    assert got == []  # read again after the seek
+    await router.on_seek(consumer, {A: 5})
+    await take(router, consumer, records(A, 4, 5, 6))
+    assert offsets(got) == [(0, [5, 6])]
+    assert got[0].generation == 2
+
+
+async def test_lag_position_is_the_finished_offset() -> None:
+    router, consumer, got = await make({A}, {A: 3})
+    assert router.position(A) == 3
+    await take(router, consumer, records(A, 3, 4))
+    async with router.working(got[0]):
+        pass
+    assert router.position(A) == 5
