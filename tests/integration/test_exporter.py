@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from stream.pipeline.topics import ensure_topics
+from stream.settings import KafkaSettings, Settings
 from tests.integration.test_kpi_engine import expected_kpis, produce_all, wait_until_matches
 from tests.support.traffic import make_traffic
 
@@ -71,3 +73,38 @@ async def test_promtool_accepts_a_real_scrape(kafka_bootstrap: str, topic_prefix
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def lag_samples(text: str) -> dict[tuple[str, str], float]:
+    return {
+        (dict(labels)["topic"], dict(labels)["partition"]): value
+        for (name, labels), value in parse(text).items()
+        if name == "cx_consumer_lag"
+    }
+
+
+async def test_consumer_lag_counts_what_is_left_and_is_zero_after_a_drain(
+    kafka_bootstrap: str, topic_prefix: str, make_worker
+):
+    traffic = make_traffic(datetime.now(UTC), responses=20_000, seed=23)
+    await ensure_topics(
+        Settings(topic_prefix=topic_prefix), KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    )
+    await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
+    worker = make_worker().start(wait_for_partitions=4)
+    responses = f"{topic_prefix}responses"
+    behind = 0.0
+    deadline = time.monotonic() + 60
+    while behind == 0 and time.monotonic() < deadline:  # the first scrapes, mid-drain
+        lag = lag_samples(worker.metrics())
+        behind = sum(v for (topic, _), v in lag.items() if topic == responses)
+        time.sleep(0.1)
+    produced = len(traffic.response_messages)
+    assert 0 < behind <= produced, f"lag on {responses} while draining: {behind}"
+    await wait_until_matches(worker, traffic)
+    lag = lag_samples(worker.metrics())
+    inputs = ("raw.ivr", "raw.sms", "raw.email", "responses", "dispatches", "lifecycle")
+    expected = {(f"{topic_prefix}{t}", str(p)) for t in inputs for p in range(4)}
+    expected |= {(f"{topic_prefix}internal.kpi-partials", str(p)) for p in range(4)}
+    assert set(lag) == expected
+    assert {k: v for k, v in lag.items() if v} == {}  # drained: nothing left anywhere

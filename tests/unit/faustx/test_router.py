@@ -129,7 +129,7 @@ async def test_a_batch_after_a_lost_one_is_not_done_and_the_partition_is_read_ag
     router, consumer, got = await make({A}, {A: 3})
     await take(router, consumer, records(A, 3, 4))
     await take(router, consumer, records(A, 5, 6))
-    lost, after = got
+    _lost, after = got
     consumer.seeks.clear()
     async with router.working(after) as go:
         assert not go  # 3-4 never finished: 5-6 must not be committed
