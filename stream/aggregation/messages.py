@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 import msgspec
+from aiokafka.partitioner import murmur2
 
 from stream.kpi.segments import group_of
 
@@ -52,6 +53,14 @@ class BucketState(msgspec.Struct, array_like=True):
     vector: list[float]
     applied: dict[str, int]
     members: dict[str, list[float]] = msgspec.field(default_factory=dict)
+
+
+def id_partition(key: bytes, partitions: int, partitioner: str = "murmur2") -> int:
+    """The partition a producer's default partitioner gives `key`: murmur2 as Kafka's Java
+    client and aiokafka do, or crc32 as librdkafka (kcat, confluent-kafka) does."""
+    if partitioner == "crc32":
+        return zlib.crc32(key) % partitions
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 GROUP_OWNERS = {"c|": b"sci", "a|": b"agents"}

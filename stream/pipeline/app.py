@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         "web_port": settings.web_port,
         "web_host": "0.0.0.0",
         "producer_acks": -1,
+        # Agents send a batch's records as produce batches (stream.faustx.send_batched).
+        "producer_max_batch_size": 512 * 1024,
         "consumer_auto_offset_reset": "earliest",
         "broker_session_timeout": settings.session_timeout,
         "broker_heartbeat_interval": min(3.0, settings.session_timeout / 5),

@@ -14,21 +14,35 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
+from collections import defaultdict
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import msgspec
-from aiokafka.partitioner import murmur2
 
 from stream.aggregation.buckets import expired, parse_key
 from stream.aggregation.dedupe import decide_lifecycle, decide_once, decide_revision
-from stream.aggregation.messages import BucketState, Contribution, IdState, Partial, owner_partition
+from stream.aggregation.messages import (
+    BucketState,
+    Contribution,
+    IdState,
+    Partial,
+    id_partition,
+    owner_partition,
+)
 from stream.aggregation.stage1 import Parsed, Parser, plan_batch
 from stream.aggregation.stage2 import apply_batch, copy_state, keys_touched
 from stream.channels import Accepted, Rejected, TimeLimits, adapt_canonical
 from stream.channels.decode import decode
-from stream.faustx import CodecTable, RecordBatch, assigned, declare_table
+from stream.faustx import (
+    CodecTable,
+    RecordBatch,
+    Sent,
+    assigned,
+    confirmed,
+    declare_table,
+    send_batched,
+)
 from stream.kpi import response as response_kpi
 from stream.kpi import summary
 from stream.kpi.segments import CHURN, dispatch_segments, response_segments
@@ -45,14 +59,6 @@ _decode_partial = msgspec.msgpack.Decoder(Partial).decode
 _decode_id_state = msgspec.msgpack.Decoder(IdState).decode
 _decode_bucket_state = msgspec.msgpack.Decoder(BucketState).decode
 _encode_json = msgspec.json.Encoder().encode
-
-
-def id_partition(key: bytes, partitions: int, partitioner: str = "murmur2") -> int:
-    """The partition a producer's default partitioner gives `key`: murmur2 as Kafka's Java
-    client and aiokafka do, or crc32 as librdkafka (kcat, confluent-kafka) does."""
-    if partitioner == "crc32":
-        return zlib.crc32(key) % partitions
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def _table(app: CxApp, name: str, codec: str, decoder: Any, **kwargs: Any) -> CodecTable:
@@ -173,20 +179,22 @@ class KpiEngine:
             self.home_of, self.owner_of,
         )  # fmt: skip
         producer = app.producer
-        sent: list[Awaitable[Any]] = [
-            await reject(app, records[i], why) for i, why in plan.rejected
-        ]
+        sent: list[Awaitable[Any]] = [await reject(app, records[i], r) for i, r in plan.rejected]
         for index, key, home in plan.misrouted:
             sent.append(await producer.send(source, key, records[index].value, home, None, None))
+        batches: list[Sent] = []
         for dest, entries in plan.partials.items():
             value = _encode(Partial(src, entries))
-            sent.append(await producer.send(self.names.partials, None, value, dest, None, None))
+            batches += await send_batched(app, self.names.partials, dest, [(None, value)])
+        followups: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
         for f in plan.followups:
-            value = _encode_json(f)
             key = f.response_id.encode()
-            sent.append(await producer.send(self.names.followups, key, value, None, None, None))
+            followups[self.home_of(key)].append((key, _encode_json(f)))
+        for partition_, items in followups.items():
+            batches += await send_batched(app, self.names.followups, partition_, items)
         if sent:
             await asyncio.gather(*sent)
+        await confirmed(batches)
         metrics = app.metrics
         metrics.written(self.names.partials, len(plan.partials))
         metrics.written(self.names.followups, len(plan.followups))
@@ -194,7 +202,7 @@ class KpiEngine:
         for outcome, n in plan.outcomes.items():
             metrics.count(source, outcome, n)
         table.put_many(partition, plan.states)
-        metrics.written(table.name, await table.confirm_changelog(producer))
+        metrics.written(table.name, await table.confirm_changelog())
 
     async def _sweep_ids(self, name: str, table: CodecTable, partition: int) -> None:
         """Forget ids whose answer left every window, so id state does not grow for ever.
@@ -209,7 +217,7 @@ class KpiEngine:
         horizon = now - LONGEST.seconds - self.app.settings.late_grace_seconds
         gone = [k for k, v in table.raw_items(partition) if _forgettable(v, horizon)]
         table.put_many(partition, dict.fromkeys(gone))
-        self.app.metrics.written(table.name, await table.confirm_changelog(self.app.producer))
+        self.app.metrics.written(table.name, await table.confirm_changelog())
 
     # -- stage 2 -------------------------------------------------------------------------------
     def table_for(self, key: bytes) -> CodecTable:
@@ -231,9 +239,8 @@ class KpiEngine:
         if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
             self._last_expiry[partition] = now
             self._expire(partition, now)
-        producer = self.app.producer
         for table in (self.buckets, self.customers):
-            self.app.metrics.written(table.name, await table.confirm_changelog(producer))
+            self.app.metrics.written(table.name, await table.confirm_changelog())
 
     def _load(self, partition: int, keys: set[bytes]) -> dict[bytes, BucketState]:
         """The stored states of `keys` (copies: the batch writes back what it changes)."""

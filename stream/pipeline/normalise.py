@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
+from stream.aggregation.messages import id_partition
 from stream.channels import Accepted, OptedOut, Outcome, Rejected, TimeLimits
 from stream.channels.guard import guarded
-from stream.faustx import RecordBatch
+from stream.faustx import RecordBatch, confirmed, send_batched
 from stream.pipeline.app import CxApp
 from stream.pipeline.batches import batch_agent
 from stream.pipeline.deadletter import dead_letter
@@ -79,23 +80,27 @@ async def normalise_batch(app: CxApp, adapter: Adapter, batch: RecordBatch) -> N
     limits = app.settings.time_limits()
     sent: list[Awaitable[Any]] = []
     counts: Counter[str] = Counter()
-    producer = app.producer
+    settings = app.settings
+    canonical: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
     for record in batch.records:
         outcome = guarded(adapter, record.value, limits)
         if isinstance(outcome, Accepted):
-            response = outcome.response
-            sent.append(
-                await producer.send(
-                    app.names.responses, response.response_id.encode(), _encode(response),
-                    None, None, None,
-                )
-            )  # fmt: skip
+            key = outcome.response.response_id.encode()
+            # Straight to the id's stage-1 partition (the configured id partitioner).
+            home = id_partition(key, settings.partitions, settings.id_partitioner)
+            canonical[home].append((key, _encode(outcome.response)))
             counts["accepted"] += 1
         elif isinstance(outcome, OptedOut):
             counts["opted_out"] += 1
         else:
             sent.append(await reject(app, record, outcome))
+    batches = [
+        one
+        for partition, items in canonical.items()
+        for one in await send_batched(app, app.names.responses, partition, items)
+    ]
     for outcome_name, n in counts.items():
         app.metrics.count(batch.tp.topic, outcome_name, n)
     if sent:
         await asyncio.gather(*sent)
+    await confirmed(batches)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from stream.pipeline.kpi_engine import id_partition
+from stream.aggregation.messages import id_partition
 from tests.support.kafka_io import produce
 
 pytestmark = pytest.mark.kafka
