@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from aiokafka.errors import IllegalStateError
@@ -70,6 +70,8 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (memory_store.Store, "set_persisted_offset", ("self", "tp", "offset")),
     (Collection, "_serializer_from_type", ("self", "typ")),
     (Collection, "send_changelog", ("self", "partition", "key", "value")),
+    (Collection, "_new_changelog_topic", ("self",)),
+    (Collection, "apply_changelog_batch", ("self", "batch")),
     (faust.App, "consumer_generation_id", None),
 ]
 
@@ -518,7 +520,61 @@ class CodecTable(faust.Table):
         return len(pending)
 
 
-def declare_table(app: faust.App, table: CodecTable) -> CodecTable:
+TableT = TypeVar("TableT", bound=CodecTable)
+
+
+class DeltaLogTable(CodecTable):
+    """A CodecTable whose changelog holds one record of *deltas* per batch, not one record
+    per key: for state with many keys per batch (per-customer buckets), where a record per
+    key would mean about one changelog record per input event.
+
+    The agent writes the store (`put_many`, no changelog) and logs the batch's deltas with
+    `log_deltas`; recovery and standbys hand every delta record to `replay`, which applies
+    it to the store the way the agent did. Replaying must be idempotent (the stage-2 states
+    carry per-source offset marks), since a record may be applied again after a crash. The
+    topic is not compacted (every key is new) but deleted after `retention` seconds: deltas
+    older than the longest window count nowhere. Its records are raw bytes to Faust
+    (`value_codec="raw"`): only `replay` reads them.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        *,
+        replay: Callable[[int, list[bytes]], None],
+        retention: float,
+        **kwargs: Any,
+    ) -> None:
+        self.replay = replay
+        self.retention = retention
+        super().__init__(app, **kwargs)
+
+    def _new_changelog_topic(self, **kwargs: Any) -> Any:
+        kwargs.update(retention=self.retention, compacting=False, deleting=True)
+        return super()._new_changelog_topic(**kwargs)
+
+    def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
+        super().put_many(partition, values)
+        self.pending.clear()  # the store only: deltas are logged per batch
+
+    def log_deltas(self, partition: int, key: bytes, deltas: bytes) -> None:
+        self.pending.append((partition, key, deltas))
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        by_partition: dict[int, list[bytes]] = defaultdict(list)
+        last: dict[TP, int] = {}
+        for event in batch:
+            message = event.message
+            if message.value is not None:
+                by_partition[message.partition].append(message.value)
+            last[message.tp] = max(last.get(message.tp, -1), message.offset)
+        for partition, values in by_partition.items():
+            self.replay(partition, values)
+        for tp, offset in last.items():
+            self.data.set_persisted_offset(tp, offset)
+
+
+def declare_table(app: faust.App, table: TableT) -> TableT:
     """Add a table to the app the way `app.Table` would."""
     app.tables.add(table)
     return table

@@ -36,6 +36,7 @@ from stream.channels import Accepted, Rejected, TimeLimits, adapt_canonical
 from stream.channels.decode import decode
 from stream.faustx import (
     CodecTable,
+    DeltaLogTable,
     RecordBatch,
     Sent,
     assigned,
@@ -45,7 +46,7 @@ from stream.faustx import (
 )
 from stream.kpi import response as response_kpi
 from stream.kpi import summary
-from stream.kpi.segments import CHURN, dispatch_segments, response_segments
+from stream.kpi.segments import CHURN, dispatch_segments, is_customer, response_segments
 from stream.kpi.windows import LONGEST
 from stream.models import Dispatch, LifecycleEvent
 from stream.pipeline.app import CxApp
@@ -56,6 +57,9 @@ from stream.pipeline.normalise import reject
 EXPIRY_EVERY = 30.0
 _encode = msgspec.msgpack.Encoder().encode
 _decode_partial = msgspec.msgpack.Decoder(Partial).decode
+_decode_partials = msgspec.msgpack.Decoder(list[Partial]).decode
+# Customer deltas are kept while they can count in a window (7 d + grace), with a day's margin.
+CUSTOMER_DELTAS_RETENTION = LONGEST.seconds + 2 * 86400
 _decode_id_state = msgspec.msgpack.Decoder(IdState).decode
 _decode_bucket_state = msgspec.msgpack.Decoder(BucketState).decode
 _encode_json = msgspec.json.Encoder().encode
@@ -85,10 +89,15 @@ class KpiEngine:
         # empty, so the table would silently fall back to the app's RocksDB store.
         self.buckets = _table(app, "kpi-buckets", BUCKET_STATE, _decode_bucket_state,
                               store="memory://local")  # fmt: skip
-        # Per-customer buckets (SCI) grow with customers: RocksDB, not memory.
-        rocksdb = app.settings.rocksdb_options()
-        self.customers = _table(app, "kpi-customers", BUCKET_STATE, _decode_bucket_state,
-                                options=rocksdb)  # fmt: skip
+        # Per-customer buckets (SCI) grow with customers: RocksDB, not memory, and a changelog
+        # of per-batch deltas (a record per customer would be about one per input event).
+        customers = DeltaLogTable(
+            app, replay=self._replay_customers, retention=CUSTOMER_DELTAS_RETENTION,
+            value_codec="raw", encode=_encode, decode=_decode_bucket_state,
+            name="kpi-customers", beacon=app.tables.beacon, partitions=self.partitions,
+            options=app.settings.rocksdb_options(),
+        )  # fmt: skip
+        self.customers = declare_table(app, customers)
         self._last_expiry: dict[int, float] = {}
         self._last_sweep: dict[tuple[str, int], float] = {}
         self._stage1("responses", self.names.responses, self.parse_response)
@@ -236,11 +245,26 @@ class KpiEngine:
         changed = apply_batch(states, partials, now, self.member_limits)
         for table in (self.buckets, self.customers):
             table.put_many(partition, {k: states[k] for k in changed if self.table_for(k) is table})
+        deltas = customer_partials(partials)
+        if deltas:
+            key = f"{partition}@{batch.records[0].offset}".encode()
+            self.customers.log_deltas(partition, key, _encode(deltas))
         if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
             self._last_expiry[partition] = now
             self._expire(partition, now)
         for table in (self.buckets, self.customers):
             self.app.metrics.written(table.name, await table.confirm_changelog())
+
+    def _replay_customers(self, partition: int, values: list[bytes]) -> None:
+        """Apply logged customer deltas (recovery, standbys) as `aggregate` did."""
+        now = time.time()
+        partials = [p for value in values for p in _decode_partials(value)]
+        keys = [k for k in keys_touched(partials, now) if k.startswith(b"c|")]
+        states = {
+            k: v for k, v in zip(keys, self.customers.get_many(partition, keys), strict=True) if v
+        }
+        changed = apply_batch(states, partials, now, self.member_limits)
+        self.customers.put_many(partition, {k: states[k] for k in changed})
 
     def _load(self, partition: int, keys: set[bytes]) -> dict[bytes, BucketState]:
         """The stored states of `keys` (copies: the batch writes back what it changes)."""
@@ -279,6 +303,16 @@ class KpiEngine:
         for key, state in self.buckets.items_in(owned):
             if self._owner_of_key(key) in owned:
                 yield key, state
+
+
+def customer_partials(partials: list[Partial]) -> list[Partial]:
+    """The customer entries of `partials` (what the customers' delta log keeps)."""
+    out = []
+    for partial in partials:
+        entries = [e for e in partial.entries if is_customer(e.segment)]
+        if entries:
+            out.append(Partial(partial.src, entries))
+    return out
 
 
 def _forgettable(raw: object, horizon: float) -> bool:
