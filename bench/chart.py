@@ -1,4 +1,4 @@
-"""The benchmark's PNG: drain throughput of A, F, B and C, and the produce-to-/metrics latency."""
+"""The benchmark's PNG: drain throughput of A, F, B, C and D; produce-to-/metrics latency."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # after the backend is chosen
 def _bars(axis: Any, labels: list[str], values: list[float | None], unit: str) -> None:
     """Bars with their value on top; None (not measured within the wait) as an empty bar."""
     heights = [value or 0.0 for value in values]
-    colors = ["#9e9e9e", "#bdbdbd", "#1f77b4", "#ff7f0e"]
+    colors = ["#9e9e9e", "#bdbdbd", "#1f77b4", "#ff7f0e", "#2ca02c"]
     bars = axis.bar(labels, heights, color=colors[: len(values)])
     for bar, value in zip(bars, values, strict=True):
         text = "not counted in the wait" if value is None else f"{value:,.0f} {unit}"
@@ -26,7 +26,8 @@ def _bars(axis: Any, labels: list[str], values: list[float | None], unit: str) -
 def draw(result: dict[str, Any], path: Path) -> Path:
     figure, (throughput, latency) = plt.subplots(1, 2, figsize=(12, 4.4))
     runs = [("A raw aiokafka", "A_ceiling"), ("F bare Faust", "F_faust_floor"),
-            ("B this worker", "B_worker"), ("C Quix Streams", "C_quixstreams")]  # fmt: skip
+            ("B this worker", "B_worker"), ("C Quix Streams", "C_quixstreams"),
+            ("D Kafka Streams", "D_kafkastreams")]  # fmt: skip
     _bars(throughput, [label for label, _ in runs],
           [result[key]["events_per_s"] for _, key in runs], "/s")  # fmt: skip
     # A is one to two orders of magnitude above B and C: a log scale keeps all three readable.

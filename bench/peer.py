@@ -3,6 +3,7 @@
 Quix Streams lives in var/bench-venv (see bench/requirements-peer.txt for why not in .venv).
 The venv is created on first use and rebuilt when the requirements file changes, under a file
 lock so that two benchmark runs (say the smoke test and a manual run) do not build it at once.
+The Kafka Streams peer (bench/kstreams_peer.py) shares the build lock and the result reader.
 
     python -m bench.peer    # only create or refresh var/bench-venv
 """
@@ -15,6 +16,8 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,54 +28,80 @@ VENV = PROJECT_ROOT / "var" / "bench-venv"
 Counts = dict[tuple[str, str, str, int], int]
 
 
+@dataclass(frozen=True)
+class Drain:
+    """What every peer is asked: count `count` responses of `topic` in the same windows."""
+
+    bootstrap: str
+    topic: str
+    count: int
+    windows: tuple[str, ...]  # "name:width_seconds", from stream/kpi/windows.py
+    grace_seconds: float
+    timeout: float
+    workdir: Path
+
+
+def build_once(folder: Path, digest: str, build: Callable[[], None], stamp: str) -> None:
+    """Run `build` into `folder` unless it was built from `digest`.
+
+    Under a file lock, so that two benchmark runs (the smoke test and a manual run) never build
+    the same folder at once; the stamp is written only after a build that succeeded.
+    """
+    stamp_file = folder / stamp
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with (folder.parent / f"{folder.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp_file.exists() and stamp_file.read_text() == digest:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        build()
+        stamp_file.write_text(digest)
+
+
 def peer_python() -> Path:
     """The peer venv's interpreter, (re)built when bench/requirements-peer.txt changed."""
     python = VENV / "bin" / "python"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    stamp = VENV / ".requirements-sha256"
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with (VENV.parent / "bench-venv.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if python.exists() and stamp.exists() and stamp.read_text() == digest:
-            return python
-        shutil.rmtree(VENV, ignore_errors=True)
+
+    def build() -> None:
         # The base interpreter, not .venv's: the peer must not see the project's packages.
         base = getattr(sys, "_base_executable", sys.executable)
         subprocess.run([base, "-m", "venv", str(VENV)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
-        stamp.write_text(digest)
+
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    build_once(VENV, digest, build, stamp=".requirements-sha256")
     return python
 
 
-def run_peer(
-    bootstrap: str,
-    topic: str,
-    count: int,
-    *,
-    group: str,
-    workdir: Path,
-    windows: list[str],
-    grace_seconds: float,
-    timeout: float,
-) -> tuple[dict[str, Any], Counts]:
-    """Drain `topic` with bench/quix_peer.py in the peer venv; its result and its counts."""
+def run_peer(drain: Drain, *, group: str) -> tuple[dict[str, Any], Counts]:
+    """Drain with bench/quix_peer.py in the peer venv; its result and its counts."""
     python = peer_python()
+    workdir = drain.workdir
     output = workdir / "quix-result.json"
     workdir.mkdir(parents=True, exist_ok=True)
     command = [
-        str(python), str(PROJECT_ROOT / "bench" / "quix_peer.py"), "--bootstrap", bootstrap,
-        "--topic", topic, "--events", str(count), "--group", group,
+        str(python), str(PROJECT_ROOT / "bench" / "quix_peer.py"), "--bootstrap", drain.bootstrap,
+        "--topic", drain.topic, "--events", str(drain.count), "--group", group,
         "--state-dir", str(workdir / "quix-state"), "--output", str(output),
-        "--grace-seconds", str(grace_seconds), "--windows", *windows,
+        "--grace-seconds", str(drain.grace_seconds), "--windows", *drain.windows,
     ]  # fmt: skip
-    with (workdir / "quix.log").open("wb") as log:
+    return run_counting(
+        command, output, workdir / "quix.log", "the Quix Streams peer", drain.timeout
+    )
+
+
+def run_counting(
+    command: list[str], output: Path, log: Path, what: str, timeout: float
+) -> tuple[dict[str, Any], Counts]:
+    """Run a peer that writes JSON with `counts` rows [channel, queue, window, bucket, n]."""
+    with log.open("wb") as out:
         done = subprocess.run(
-            command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
         )
     if done.returncode != 0:
-        tail = (workdir / "quix.log").read_text(errors="replace").splitlines()[-30:]
-        raise RuntimeError("the Quix Streams peer failed:\n" + "\n".join(tail))
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        raise RuntimeError(f"{what} failed:\n" + "\n".join(tail))
     result = json.loads(output.read_text())
     counts = {(c, q, w, int(b)): int(n) for c, q, w, b, n in result.pop("counts")}
     return result, counts

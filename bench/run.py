@@ -12,6 +12,8 @@
    the most any faust-streaming pipeline drains in one process (bench/faust_floor.py);
 5. (C) the peer: Quix Streams (bench/quix_peer.py, its own venv) doing the same windowed counts
    on the same topic in its own consumer group; its counts must equal A's;
+   (D) Kafka Streams 4.1 (bench/kstreams/, Java, built with Maven) doing the same, once with 1
+   and once with 2 stream threads; the better one is D; its counts must equal A's too;
 6. produce-to-/metrics latency p50/p99 of a fresh worker at a fixed offered load (bench/latency.py);
 7. worker RSS against live window keys (bench/memory.py);
 8. writes the JSON result and a PNG chart next to it (and to --chart when given).
@@ -39,9 +41,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.chart import draw
 from bench.common import client_kwargs, counted, preload, wait_counted
 from bench.faust_floor import floor_run
+from bench.kstreams_peer import run_kstreams
 from bench.latency import latency_run
 from bench.memory import memory_run, rss_bytes
-from bench.peer import Counts, compare, run_peer
+from bench.peer import Counts, Drain, compare, run_peer
 from bench.workload import responses
 from stream.kpi.windows import LONGEST, WINDOWS
 from stream.pipeline.topics import ensure_topics
@@ -115,16 +118,32 @@ async def worker_run(bootstrap: str, prefix: str, count: int, workdir: Path) -> 
             "kpi_request_seconds_after_drain": kpi_seconds}  # fmt: skip
 
 
-def peer_run(kafka: KafkaSettings, topic: str, prefix: str, a_counts: Counts, count: int,
-             late_grace: int, workdir: Path) -> dict[str, Any]:  # fmt: skip
+def peer_drain(kafka: KafkaSettings, topic: str, count: int, late_grace: int,
+               workdir: Path) -> Drain:  # fmt: skip
+    """The peers' job: the worker's windows, and its lateness horizon as their grace, so that
+    every response the worker accepts is counted."""
+    windows = tuple(f"{w.name}:{w.width}" for w in WINDOWS)
+    return Drain(kafka.bootstrap_servers, topic, count, windows=windows,
+                 grace_seconds=LONGEST.seconds + late_grace, timeout=max(600.0, count / 200),
+                 workdir=workdir)  # fmt: skip
+
+
+def peer_run(drain: Drain, prefix: str, a_counts: Counts) -> dict[str, Any]:
     """(C): Quix Streams on the same topic, its own consumer group; checked against A."""
-    c, c_counts = run_peer(
-        kafka.bootstrap_servers, topic, count, group=f"{prefix}quix", workdir=workdir,
-        windows=[f"{w.name}:{w.width}" for w in WINDOWS],
-        # The worker's lateness horizon: every response the worker accepts is counted.
-        grace_seconds=LONGEST.seconds + late_grace, timeout=max(600.0, count / 200),
-    )  # fmt: skip
+    c, c_counts = run_peer(drain, group=f"{prefix}quix")
     return c | compare(a_counts, c_counts)
+
+
+def kstreams_run(drain: Drain, prefix: str, a_counts: Counts) -> dict[str, Any]:
+    """(D): Kafka Streams with 1 and with 2 stream threads (own application ids); the better."""
+    runs = {}
+    for threads in (1, 2):
+        d, d_counts = run_kstreams(drain, app_id=f"{prefix}kstreams{threads}", threads=threads)
+        runs[f"threads_{threads}"] = d | compare(a_counts, d_counts)
+    best = max(runs.values(), key=lambda run: run["events_per_s"])
+    return {"events_per_s": best["events_per_s"], "best_threads": best["threads"],
+            "counts_equal_A": all(run["counts_equal_A"] for run in runs.values()),
+            **runs}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -158,7 +177,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     a, a_counts = await ceiling(kafka.bootstrap_servers, topic, args.events)
     b = await worker_run(kafka.bootstrap_servers, prefix, args.events, workdir)
     f = floor_run(topic, args.events, f"{prefix}floor", workdir)
-    c = peer_run(kafka, topic, prefix, a_counts, args.events, settings.late_grace_seconds, workdir)
+    drain = peer_drain(kafka, topic, args.events, settings.late_grace_seconds, workdir)
+    c = peer_run(drain, prefix, a_counts)
+    d = kstreams_run(drain, prefix, a_counts)
     latency = await latency_run(
         kafka, args.latency_rate, args.latency_seconds, args.scrape_interval, workdir
     )
@@ -178,11 +199,13 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "A_ceiling": a,
         "B_worker": b,
         "C_quixstreams": c,
+        "D_kafkastreams": d,
         "F_faust_floor": f,
         "ratio_B_over_A": b["events_per_s"] / a["events_per_s"],
         "ratio_F_over_A": f["events_per_s"] / a["events_per_s"],
         "ratio_B_over_F": b["events_per_s"] / f["events_per_s"],
         "ratio_B_over_C": b["events_per_s"] / c["events_per_s"],
+        "ratio_B_over_D": b["events_per_s"] / d["events_per_s"],
         "latency": latency,
         "latency_sustained": sustained,
         "memory": memory,

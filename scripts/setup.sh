@@ -46,4 +46,6 @@ say "resolving the Kafka broker's jars (cached after the first run)"
 .venv/bin/python -c 'from stream.localkafka import LocalBroker; LocalBroker().resolve()'
 say "building the benchmark's Quix Streams venv (var/bench-venv; cached)"
 .venv/bin/python -m bench.peer >/dev/null
+say "building the benchmark's Kafka Streams peer (var/bench-kstreams; cached)"
+.venv/bin/python -m bench.kstreams_peer >/dev/null
 say "ready"

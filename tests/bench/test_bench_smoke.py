@@ -1,7 +1,8 @@
 """A small run of the whole benchmark, so it cannot rot (no timing is asserted).
 
-A, F, B and C drain the same 3,000 responses, the latency phase runs 2 s at a low rate, the
-memory phase two tiny rounds; the first run also builds the Quix Streams venv (var/bench-venv).
+A, F, B, C and D (Kafka Streams, 1 and 2 threads) drain the same 3,000 responses, the latency
+phase runs 2 s at a low rate, the memory phase two tiny rounds; the first run also builds the
+Quix Streams venv (var/bench-venv) and the Kafka Streams jar (var/bench-kstreams).
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ def test_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert result["C_quixstreams"]["events"] == EVENTS
     assert result["C_quixstreams"]["window_updates"] == EVENTS * 4 * 4  # 4 segments x 4 windows
     assert result["C_quixstreams"]["counts_equal_A"], result["C_quixstreams"]
+    kstreams = result["D_kafkastreams"]
+    for threads in (1, 2):
+        run = kstreams[f"threads_{threads}"]
+        assert run["threads"] == threads
+        assert run["events"] == EVENTS
+        assert run["segment_records"] == EVENTS * 4  # one per segment, counted in every window
+        assert run["counts_equal_A"], run
+    assert kstreams["events_per_s"] == max(
+        kstreams[f"threads_{threads}"]["events_per_s"] for threads in (1, 2)
+    )
+    assert result["ratio_B_over_D"] > 0
     assert result["F_faust_floor"]["events"] >= EVENTS  # batches may overshoot the goal
     assert result["ratio_B_over_F"] > 0
     assert result["latency_sustained"] is None
