@@ -149,12 +149,15 @@ async def run_simulation(
     duration: float | None,
     seed: int,
     on_tick: Callable[[int], None] | None = None,
-    run_id: str = "",
+    simulator: Simulator | None = None,
 ) -> int:
-    """Offer `rate` surveys per second for `duration` seconds (forever when None)."""
+    """Offer `rate` surveys per second for `duration` seconds (forever when None).
+
+    `simulator` continues the surveys of a given one (say after its backfill; `seed` unused).
+    """
     from aiokafka import AIOKafkaProducer
 
-    simulator = Simulator(names, seed, run_id=run_id)
+    simulator = simulator or Simulator(names, seed)
     producer = AIOKafkaProducer(**producer_kwargs, linger_ms=20)
     await producer.start()
     sent = 0
