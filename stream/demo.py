@@ -291,7 +291,6 @@ class Started:
     broker: LocalBroker | None = None
     worker: subprocess.Popen[bytes] | None = None
     tasks: tuple[asyncio.Task[int], ...] = ()
-
     kept: str = ""  # what this demo used but did not start, said when it stops
 
     def stop(self) -> None:
