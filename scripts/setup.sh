@@ -44,8 +44,7 @@ fi
 
 say "resolving the Kafka broker's jars (cached after the first run)"
 .venv/bin/python -c 'from stream.localkafka import LocalBroker; LocalBroker().resolve()'
-say "building the benchmark's Quix Streams venv (var/bench-venv; cached)"
-.venv/bin/python -m bench.peer >/dev/null
-say "building the benchmark's Kafka Streams peer (var/bench-kstreams; cached)"
-.venv/bin/python -m bench.kstreams_peer >/dev/null
+# The benchmark's peers (the Quix Streams venv in var/bench-venv, the Kafka Streams jar in
+# var/bench-kstreams) are built by the benchmark on first use (bench/peer.py,
+# bench/kstreams_peer.py), so neither `make run` nor a test that does not run the bench pays.
 say "ready"

@@ -16,12 +16,17 @@ from typing import Any
 import pytest
 import yaml
 
+from stream.localkafka import LocalBroker
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 POM = REPO / "stream" / "localkafka" / "pom.xml"
 KAFKA_IMAGE = "apache/kafka"
 # Faust reads these itself; the worker is configured through the contract's variables only.
 FAUST_OWN_VARIABLES = {"BROKER_URL", "WEB_PORT", "WEB_HOST", "WEB_BIND", "APP_DATADIR"}
+# `python -m stream kafka start` listens on these host ports; the stack must run beside it.
+LOCAL_BROKER_PORTS = {LocalBroker.port: "client", LocalBroker.controller_port: "controller"}
+READINESS_PATH = "/healthz/ready"
 
 
 def compose(*args: str) -> subprocess.CompletedProcess[str]:
@@ -91,6 +96,22 @@ def kafka_service(config: dict[str, Any]) -> dict[str, Any]:
 
 def worker_service(config: dict[str, Any]) -> dict[str, Any]:
     return service(config, "worker")
+
+
+def published_ports(definition: dict[str, Any]) -> list[int]:
+    """Host ports a service publishes, from the short ("ip:host:container/proto") or long form."""
+    found: list[int] = []
+    for entry in definition.get("ports") or []:
+        if isinstance(entry, dict):
+            published = entry.get("published")
+        else:
+            parts = str(entry).split("/", 1)[0].split(":")
+            published = parts[-2] if len(parts) >= 2 else None  # "6066" alone: a random port
+        if published in (None, ""):
+            continue
+        low, _, high = str(published).partition("-")
+        found.extend(range(int(low), int(high or low) + 1))
+    return found
 
 
 # --- tests ------------------------------------------------------------------------------------
@@ -181,4 +202,39 @@ def test_worker_is_configured_through_the_contract_only(config: dict[str, Any]) 
     assert not FAUST_OWN_VARIABLES & env.keys(), (
         f"worker sets Faust's own variables {sorted(FAUST_OWN_VARIABLES & env.keys())}: "
         "use the contract's KAFKA_* / CX_* variables instead"
+    )
+
+
+def test_host_ports_are_published_once(config: dict[str, Any]) -> None:
+    owners: dict[int, list[str]] = {}
+    for name, definition in config["services"].items():
+        for port in published_ports(definition):
+            owners.setdefault(port, []).append(name)
+    assert owners, "no service publishes a port: the parser missed the ports' form"
+    clashes = {port: names for port, names in owners.items() if len(names) > 1}
+    assert not clashes, f"host ports published by several services: {clashes}"
+
+
+def test_no_host_port_clashes_with_the_local_broker(config: dict[str, Any]) -> None:
+    clashes = {
+        f"{name} publishes {port} ({LOCAL_BROKER_PORTS[port]} port of the local broker)"
+        for name, definition in config["services"].items()
+        for port in published_ports(definition)
+        if port in LOCAL_BROKER_PORTS
+    }
+    assert not clashes, f"the stack cannot run beside `python -m stream kafka start`: {clashes}"
+
+
+def test_worker_healthcheck_asks_the_readiness_endpoint(config: dict[str, Any]) -> None:
+    worker = worker_service(config)
+    healthcheck = worker.get("healthcheck") or {}
+    assert healthcheck.get("test") and not healthcheck.get("disable"), (
+        "the worker needs a healthcheck on its readiness endpoint"
+    )
+    test = healthcheck["test"]
+    command = " ".join(map(str, test)) if isinstance(test, list) else str(test)
+    port = environment(worker).get("CX_WEB_PORT", "6066")
+    assert f"127.0.0.1:{port}{READINESS_PATH}" in command, (
+        f"the worker's healthcheck must ask http://127.0.0.1:{port}{READINESS_PATH} "
+        f"(ready once its tables are recovered), not: {command!r}"
     )
