@@ -43,11 +43,18 @@ TOP = 10
 
 
 def query(expr: str, legend: str, ref: str) -> prom.Dataquery:
-    return prom.Dataquery().expr(expr).legend_format(legend).ref_id(ref)
+    return prom.Dataquery().datasource(DATASOURCE).expr(expr).legend_format(legend).ref_id(ref)
 
 
 def instant(expr: str, ref: str) -> prom.Dataquery:
-    return prom.Dataquery().expr(expr).instant().format(PromQueryFormat.TABLE).ref_id(ref)
+    return (
+        prom.Dataquery()
+        .datasource(DATASOURCE)
+        .expr(expr)
+        .instant()
+        .format(PromQueryFormat.TABLE)
+        .ref_id(ref)
+    )
 
 
 def target_line(value: float | None, good_above: bool = True) -> db.ThresholdsConfig:
@@ -60,7 +67,7 @@ def target_line(value: float | None, good_above: bool = True) -> db.ThresholdsCo
 
 
 def series_panel(
-    title: str, description: str, unit: str, queries: list[prom.Dataquery], width: int = 12
+    title: str, description: str, unit: str, queries: list[Any], width: int = 12
 ) -> timeseries.Panel:
     return (
         timeseries.Panel()
@@ -179,33 +186,41 @@ def kpi_panels(config: Config) -> list[Any]:
         ],
     )
     small = [
-        series_panel("CSI", "Customer Satisfaction Index: weighted perceived - expected.",
-                     "short", [query(f"cx_csi{{{SEGMENT}}}", "CSI", "A")], 6),
-        series_panel("ACSI index", "ACSI-style index, 0..100.", "short",
-                     [query(f"cx_acsi_index{{{SEGMENT}}}", "ACSI", "A")], 6),
-        series_panel("Thumbs-up ratio", "Share of thumbs-up answers.", "percentunit",
-                     [query(f"cx_thumbs_up_ratio{{{SEGMENT}}}", "thumbs up", "A")], 6),
-        series_panel("Response ratio", "Responses / dispatched surveys in the window.",
-                     "percentunit",
-                     [query(f"cx_response_ratio{{{SEGMENT}}}", "response ratio", "A")], 6),
+        series_panel(title, text, unit, [query(f"{metric}{{{SEGMENT}}}", title, "A")], 6)
+        for title, text, unit, metric in (
+            ("CSI", "Customer Satisfaction Index: weighted perceived - expected.", "short",
+             "cx_csi"),
+            ("ACSI index", "ACSI-style index, 0..100.", "short", "cx_acsi_index"),
+            ("Thumbs-up ratio", "Share of thumbs-up answers.", "percentunit",
+             "cx_thumbs_up_ratio"),
+            ("Response ratio", "Responses / dispatched surveys in the window.", "percentunit",
+             "cx_response_ratio"),
+        )
     ]  # fmt: skip
     churn = config.churn
-    customers = series_panel(
-        "SCI customers by band",
-        "Customers with answers in the window by secure customer index band "
-        "(secure >= 0.9, neutral 0.7..0.9, at risk < 0.7), stacked.",
-        "short",
-        [query('sum by (band) (cx_sci_customers{window="$window"})', "{{band}}", "A")],
-        8,
-    ).stacking(cb.StackingConfig().mode(StackingMode.NORMAL)).fill_opacity(40)
+    customers = (
+        series_panel(
+            "SCI customers by band",
+            "Customers with answers in the window by secure customer index band "
+            "(secure >= 0.9, neutral 0.7..0.9, at risk < 0.7), stacked.",
+            "short",
+            [query('sum by (band) (cx_sci_customers{window="$window"})', "{{band}}", "A")],
+            8,
+        )
+        .stacking(cb.StackingConfig().mode(StackingMode.NORMAL))
+        .fill_opacity(40)
+    )
     return [
         with_target(band(nps, "upper", "lower"), config.nps.target),
         with_target(responses, config.min_responses),
         with_target(
-            band(band(csat_panel, "top box upper", "top box lower"),
-                 "top-2-box upper", "top-2-box lower"),
+            band(
+                band(csat_panel, "top box upper", "top box lower"),
+                "top-2-box upper",
+                "top-2-box lower",
+            ),
             csat.target,
-        ),  # fmt: skip
+        ),
         ces,
         *small,
         with_target(
@@ -221,10 +236,14 @@ def kpi_panels(config: Config) -> list[Any]:
             good_above=False,
         ),
         customers,
-        series_panel("SCI secure ratio", "Share of customers in the secure band.",
-                     "percentunit",
-                     [query('cx_sci_secure_ratio{window="$window"}', "secure ratio", "A")], 8),
-    ]  # fmt: skip
+        series_panel(
+            "SCI secure ratio",
+            "Share of customers in the secure band.",
+            "percentunit",
+            [query('cx_sci_secure_ratio{window="$window"}', "secure ratio", "A")],
+            8,
+        ),
+    ]
 
 
 def ranking_panels(config: Config) -> list[Any]:
@@ -255,34 +274,54 @@ def pipeline_panels(config: Config) -> list[Any]:
     dead, lag = config.dead_letters, config.consumer_lag
     return [
         series_panel(
-            "Events/s by outcome", "Input messages per second by outcome.", "reqps",
-            [query("sum by (outcome) (rate(cx_events_total[$__rate_interval]))",
-                   "{{outcome}}", "A")], 6,
+            "Events/s by outcome",
+            "Input messages per second by outcome.",
+            "reqps",
+            [
+                query(
+                    "sum by (outcome) (rate(cx_events_total[$__rate_interval]))", "{{outcome}}", "A"
+                )
+            ],
+            6,
         ),
         with_target(
             series_panel(
                 "Dead-letter ratio by input topic",
                 "Share of each input topic's own messages that were invalid (5m); dashed: "
                 f"the {dead.ratio:.0%} of DeadLetterRateHigh.",
-                "percentunit", [query("cx:deadletter_rate:ratio5m", "{{topic}}", "A")], 6,
+                "percentunit",
+                [query("cx:deadletter_rate:ratio5m", "{{topic}}", "A")],
+                6,
             ),
-            dead.ratio, good_above=False,
+            dead.ratio,
+            good_above=False,
         ),
         series_panel(
-            "Dead letters/s by reason", "Messages written to the dead-letter topic.", "reqps",
-            [query("sum by (reason) (rate(cx_deadletters_total[$__rate_interval]))",
-                   "{{reason}}", "A")], 6,
+            "Dead letters/s by reason",
+            "Messages written to the dead-letter topic.",
+            "reqps",
+            [
+                query(
+                    "sum by (reason) (rate(cx_deadletters_total[$__rate_interval]))",
+                    "{{reason}}",
+                    "A",
+                )
+            ],
+            6,
         ),
         with_target(
             series_panel(
                 "Consumer lag by topic",
                 f"Messages behind the end of each topic; dashed: the {lag.messages} of "
                 "ConsumerLagHigh.",
-                "short", [query("cx:consumer_lag:sum", "{{topic}}", "A")], 6,
+                "short",
+                [query("cx:consumer_lag:sum", "{{topic}}", "A")],
+                6,
             ),
-            lag.messages, good_above=False,
+            lag.messages,
+            good_above=False,
         ),
-    ]  # fmt: skip
+    ]
 
 
 def variable(name: str, label: str, query_text: str, default: str) -> db.QueryVariable:
@@ -326,15 +365,16 @@ def build(config: Config) -> dict[str, Any]:
         )
         .with_variable(variable("window", "Window", "label_values(cx_nps, window)", "1h"))
         .with_variable(
-            variable("channel", "Channel", 'label_values(cx_nps{window="$window"}, channel)',
-                     "all")
-        )  # fmt: skip
+            variable("channel", "Channel", 'label_values(cx_nps{window="$window"}, channel)', "all")
+        )
         .with_variable(
             variable(
-                "queue", "Queue",
-                'label_values(cx_nps{window="$window", channel="$channel"}, queue)', "all",
+                "queue",
+                "Queue",
+                'label_values(cx_nps{window="$window", channel="$channel"}, queue)',
+                "all",
             )
-        )  # fmt: skip
+        )
     )
     for number, panel in enumerate(
         [*kpi_panels(config), *ranking_panels(config), *pipeline_panels(config)], start=1

@@ -1,8 +1,8 @@
 """Writes the files generated from monitoring/config.yml; `--check` only reports drift.
 
-    python -m monitoring.generate            # or: make monitoring
-    python -m monitoring.generate --check    # exit 1 and name the files that differ
-    python -m monitoring.generate --config my.yml --out DIR   # another config, elsewhere
+python -m monitoring.generate            # or: make monitoring
+python -m monitoring.generate --check    # exit 1 and name the files that differ
+python -m monitoring.generate --config my.yml --out DIR   # another config, elsewhere
 """
 
 from __future__ import annotations
@@ -60,28 +60,59 @@ Inputs sit on either side of config.yml's thresholds; series carry job and insta
 def runbook_table(config: Config) -> str:
     n, nps, csat, churn = config.min_responses, config.nps, config.csat, config.churn
     drop, stall, dead, lag = (
-        config.nps_drop, config.input_stall, config.dead_letters, config.consumer_lag,
-    )  # fmt: skip
+        config.nps_drop,
+        config.input_stall,
+        config.dead_letters,
+        config.consumer_lag,
+    )
     rows = [
-        ("NpsBelowTarget", "ticket",
-         f"{nps.window} NPS of a queue (all channels) < {rules.num(nps.target)}, "
-         f">= {n} responses", nps.for_),
-        ("CsatBelowTarget", "ticket",
-         f"{csat.window} CSAT {csat.ratio.replace('_', '-')} ratio of a queue (all channels) < "
-         f"{rules.percent(csat.target)}, >= {n} responses", csat.for_),
-        ("ChurnAboveTarget", "ticket",
-         f"{churn.window} churn ratio > {rules.percent(churn.target)}", churn.for_),
-        ("NpsSignificantDrop", "ticket",
-         f"per (channel, queue): upper bound of the {drop.window} NPS interval < "
-         f"{drop.baseline} NPS, >= {n} responses in both", drop.for_),
-        ("SurveyInputStalled", "page",
-         f"responses counter flat for {stall.range}, or absent", stall.for_),
-        ("DeadLetterRateHigh", "ticket",
-         f"per input topic: > {rules.percent(dead.ratio)} of its messages invalid over 5m, "
-         f">= {dead.min_messages} messages in 5m", dead.for_),
-        ("ConsumerLagHigh", "page",
-         f"> {lag.messages} messages behind on a topic (sum over partitions)", lag.for_),
-    ]  # fmt: skip
+        (
+            "NpsBelowTarget",
+            "ticket",
+            f"{nps.window} NPS of a queue (all channels) < {rules.num(nps.target)}, "
+            f">= {n} responses",
+            nps.for_,
+        ),
+        (
+            "CsatBelowTarget",
+            "ticket",
+            f"{csat.window} CSAT {csat.ratio.replace('_', '-')} ratio of a queue (all channels) < "
+            f"{rules.percent(csat.target)}, >= {n} responses",
+            csat.for_,
+        ),
+        (
+            "ChurnAboveTarget",
+            "ticket",
+            f"{churn.window} churn ratio > {rules.percent(churn.target)}",
+            churn.for_,
+        ),
+        (
+            "NpsSignificantDrop",
+            "ticket",
+            f"per (channel, queue): upper bound of the {drop.window} NPS interval < "
+            f"{drop.baseline} NPS, >= {n} responses in both",
+            drop.for_,
+        ),
+        (
+            "SurveyInputStalled",
+            "page",
+            f"responses counter flat for {stall.range}, or absent",
+            stall.for_,
+        ),
+        (
+            "DeadLetterRateHigh",
+            "ticket",
+            f"per input topic: > {rules.percent(dead.ratio)} of its messages invalid over 5m, "
+            f">= {dead.min_messages} messages in 5m",
+            dead.for_,
+        ),
+        (
+            "ConsumerLagHigh",
+            "page",
+            f"> {lag.messages} messages behind on a topic (sum over partitions)",
+            lag.for_,
+        ),
+    ]
     lines = [
         f"Generated from `monitoring/config.yml` (job `{config.job}`); change the values "
         "there, then `make monitoring`.\n",

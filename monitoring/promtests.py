@@ -51,9 +51,7 @@ def expand(template: str, labels: dict[str, str], value: float, store: dict[str,
 
     text = _LOOKUP.sub(lookup, template)
     text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m[1]], text)
-    text = re.sub(
-        r'\{\{ \$value \| printf "([^"]+)" \}\}', lambda m: go_format(m[1], value), text
-    )
+    text = re.sub(r'\{\{ \$value \| printf "([^"]+)" \}\}', lambda m: go_format(m[1], value), text)
     text = text.replace("{{ $value | humanizePercentage }}", humanize_percentage(value))
     assert "{{" not in text, text
     return text
@@ -120,17 +118,20 @@ class Builder:
             series(
                 "cx_deadletters_total", "0+120x20", **job, topic=sms, reason="unparseable_reply"
             ),
-            series(
-                "cx_consumer_lag", "100x20", job=self.config.job, instance="worker-1:6066",
-                topic=responses, partition="0",
-            ),
-            series(
-                "cx_consumer_lag", "250x20", job=self.config.job, instance="worker-2:6066",
-                topic=responses, partition="1",
+            *(
+                series(
+                    "cx_consumer_lag",
+                    f"{lag}x20",
+                    job=self.config.job,
+                    topic=responses,
+                    instance=f"worker-{i}:6066",
+                    partition=str(i - 1),
+                )
+                for i, lag in ((1, 100), (2, 250))
             ),
             series("cx_csat_top_box_ratio", f"{p}x20", **segment),
             series("cx_csat_responses", f"{n:g}x20", **segment),
-        ]  # fmt: skip
+        ]
         j = f'job="{self.config.job}"'
         samples = [
             ("cx:responses:rate5m", f"cx:responses:rate5m{{{j}}}", 10),
@@ -151,13 +152,14 @@ class Builder:
             'cx:deadletter_rate:ratio5m{topic="cx.raw.sms"}': {"topic": sms},
             'cx:deadletter_rate:ratio5m{topic="cx.responses"}': {"topic": responses},
             'cx:events:rate5m{outcome="invalid", topic="cx.raw.sms"}': {
-                "topic": sms, "outcome": "invalid"
+                "topic": sms,
+                "outcome": "invalid",
             },
             "cx:deadletters:rate5m": {"reason": "unparseable_reply"},
             "cx:consumer_lag:sum": {"topic": responses},
             CSAT_BOUNDS["top_box"][0]: segment,
             CSAT_BOUNDS["top_box"][1]: segment,
-        }  # fmt: skip
+        }
         tests = []
         for expr, labels, value in samples:
             if labels is None:
@@ -166,33 +168,52 @@ class Builder:
                 merged = {"job": self.config.job, **extra}
                 labels = name + "{" + ", ".join(f'{k}="{v}"' for k, v in merged.items()) + "}"
             tests.append(
-                {"expr": expr, "eval_time": "10m", "exp_samples": [{"labels": labels,
-                                                                    "value": value}]}
-            )  # fmt: skip
+                {
+                    "expr": expr,
+                    "eval_time": "10m",
+                    "exp_samples": [{"labels": labels, "value": value}],
+                }
+            )
         clean = [series("cx_events_total", "0+60x20", **job, topic=sms, outcome="accepted")]
         return [
-            {"name": "recording rules", "interval": "1m", "input_series": counters,
-             "promql_expr_test": tests},
+            {
+                "name": "recording rules",
+                "interval": "1m",
+                "input_series": counters,
+                "promql_expr_test": tests,
+            },
             {
                 "name": "dead-letter ratio is 0, not absent, when a topic has no invalid message",
                 "interval": "1m",
                 "input_series": clean,
-                "promql_expr_test": [{
-                    "expr": "cx:deadletter_rate:ratio5m", "eval_time": "10m",
-                    "exp_samples": [{
-                        "labels": f'cx:deadletter_rate:ratio5m{{{j}, topic="{sms}"}}',
-                        "value": 0,
-                    }],
-                }],
+                "promql_expr_test": [
+                    {
+                        "expr": "cx:deadletter_rate:ratio5m",
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {
+                                "labels": f'cx:deadletter_rate:ratio5m{{{j}, topic="{sms}"}}',
+                                "value": 0,
+                            }
+                        ],
+                    }
+                ],
             },
-        ]  # fmt: skip
+        ]
 
     # --- KPI alerts ---------------------------------------------------------------------------
 
     def below_target(
-        self, alert: str, metric: str, responses: str, target: float, window: str, duration: str,
-        below: float, bounds: tuple[str, str, float, float],
-    ) -> list[Case]:  # fmt: skip
+        self,
+        alert: str,
+        metric: str,
+        responses: str,
+        target: float,
+        window: str,
+        duration: str,
+        below: float,
+        bounds: tuple[str, str, float, float],
+    ) -> list[Case]:
         n, f = self.config.min_responses, minutes(duration)
         length = f + 20
         queue = {**self.job, "window": window, "channel": "all", "queue": "billing"}
@@ -203,9 +224,10 @@ class Builder:
         if recorded:
             low, high = wilson(below * n, n)
         store = {
-            f"{lower}{{{window}}}": low, f"{upper}{{{window}}}": high,
+            f"{lower}{{{window}}}": low,
+            f"{upper}{{{window}}}": high,
             f"{responses}{{{window}}}": n,
-        }  # fmt: skip
+        }
         firing = [
             series(metric, f"{below}x{length}", **queue),
             series(responses, f"{n}x{length}", **queue),
@@ -241,9 +263,7 @@ class Builder:
                 firing,
                 [(max(f - 2, 0), alert, []), (f + 5, alert, [expected])],
             ),
-            self.case(
-                f"{alert} stays silent on {n - 1} responses", few, [(f + 10, alert, [])]
-            ),
+            self.case(f"{alert} stays silent on {n - 1} responses", few, [(f + 10, alert, [])]),
             self.case(f"{alert} stays silent at target", on_target, [(f + 10, alert, [])]),
         ]
 
@@ -251,11 +271,19 @@ class Builder:
         drop, n = self.config.nps_drop, self.config.min_responses
         f, w, b = minutes(drop.for_), drop.window, drop.baseline
         length = f + 20
-        one = {"job": self.config.job, "instance": "worker-1:6066", "channel": "sms",
-               "queue": "billing"}  # fmt: skip
+        one = {
+            "job": self.config.job,
+            "instance": "worker-1:6066",
+            "channel": "sms",
+            "queue": "billing",
+        }
         two = {**one, "instance": "worker-2:6066"}
-        store = {f"cx_nps{{{w}}}": 8.5, f"cx_nps_lower{{{w}}}": -3.2,
-                 f"cx_nps_responses{{{w}}}": n, f"cx_nps{{{b}}}": 45}  # fmt: skip
+        store = {
+            f"cx_nps{{{w}}}": 8.5,
+            f"cx_nps_lower{{{w}}}": -3.2,
+            f"cx_nps_responses{{{w}}}": n,
+            f"cx_nps{{{b}}}": 45,
+        }
         # sms/billing: the 1h interval [-3.2, 20] is entirely below the 7d NPS 45 -> fires.
         # The two windows come from different workers: matching ignores the instance.
         firing = [
@@ -266,17 +294,27 @@ class Builder:
             series("cx_nps", f"45x{length}", **two, window=b),
             series("cx_nps_responses", f"{n}x{length}", **two, window=b),
             # all/all: the point estimate 30 is below 45, but the interval reaches 52: silent.
-            series("cx_nps", f"30x{length}", **{**one, "channel": "all", "queue": "all"},
-                   window=w),
-            series("cx_nps_upper", f"52x{length}", **{**one, "channel": "all", "queue": "all"},
-                   window=w),
-            series("cx_nps_responses", f"90x{length}",
-                   **{**one, "channel": "all", "queue": "all"}, window=w),
-            series("cx_nps", f"45x{length}", **{**one, "channel": "all", "queue": "all"},
-                   window=b),
-            series("cx_nps_responses", f"900x{length}",
-                   **{**one, "channel": "all", "queue": "all"}, window=b),
-        ]  # fmt: skip
+            series("cx_nps", f"30x{length}", **{**one, "channel": "all", "queue": "all"}, window=w),
+            series(
+                "cx_nps_upper",
+                f"52x{length}",
+                **{**one, "channel": "all", "queue": "all"},
+                window=w,
+            ),
+            series(
+                "cx_nps_responses",
+                f"90x{length}",
+                **{**one, "channel": "all", "queue": "all"},
+                window=w,
+            ),
+            series("cx_nps", f"45x{length}", **{**one, "channel": "all", "queue": "all"}, window=b),
+            series(
+                "cx_nps_responses",
+                f"900x{length}",
+                **{**one, "channel": "all", "queue": "all"},
+                window=b,
+            ),
+        ]
         labels = {"job": self.config.job, "channel": "sms", "queue": "billing"}
         expected = self.expected("NpsSignificantDrop", labels, 20, store)
         few = []
@@ -356,8 +394,9 @@ class Builder:
                 [
                     series("cx_events_total", f"100+10x10 200x{length}", **accepted),
                     # Raw traffic goes on: what counts is the responses topic.
-                    series("cx_events_total", f"0+10x{length}", **{**accepted,
-                                                                    "topic": "cx.raw.sms"}),
+                    series(
+                        "cx_events_total", f"0+10x{length}", **{**accepted, "topic": "cx.raw.sms"}
+                    ),
                 ],
                 [
                     (flat_from - 1, alert, []),
@@ -367,20 +406,28 @@ class Builder:
             ),
             self.case(
                 f"{alert} fires when the responses counter does not exist",
-                [series("cx_events_total", "0+1x40", **{**accepted, "topic": "cx.raw.ivr",
-                                                         "outcome": "invalid"})],
+                [
+                    series(
+                        "cx_events_total",
+                        "0+1x40",
+                        **{**accepted, "topic": "cx.raw.ivr", "outcome": "invalid"},
+                    )
+                ],
                 [(f + 1, alert, [self.expected(alert, job, 1, {})])],
             ),
             self.case(
                 f"{alert} stays silent while responses arrive, duplicates included",
                 [
                     series("cx_events_total", f"0+5x30 150x{length}", **accepted),
-                    series("cx_events_total", f"0+1x{length + 30}",
-                           **{**accepted, "instance": "worker-2:6066", "outcome": "duplicate"}),
+                    series(
+                        "cx_events_total",
+                        f"0+1x{length + 30}",
+                        **{**accepted, "instance": "worker-2:6066", "outcome": "duplicate"},
+                    ),
                 ],
                 [(20, alert, []), (length, alert, [])],
             ),
-        ]  # fmt: skip
+        ]
 
     def dead_letters(self) -> list[Case]:
         dead, alert = self.config.dead_letters, "DeadLetterRateHigh"
@@ -395,10 +442,11 @@ class Builder:
 
         def topic(total: int, bad: int, **labels: str) -> list[dict[str, str]]:
             return [
-                series("cx_events_total", f"0+{total - bad}x{length}", **labels,
-                       outcome="accepted"),
+                series(
+                    "cx_events_total", f"0+{total - bad}x{length}", **labels, outcome="accepted"
+                ),
                 series("cx_events_total", f"0+{bad}x{length}", **labels, outcome="invalid"),
-            ]  # fmt: skip
+            ]
 
         # SMS broken while email (ten times the volume) is clean: fires for cx.raw.sms only.
         firing = topic(per_minute, invalid, **sms) + topic(
@@ -409,9 +457,11 @@ class Builder:
             self.case(
                 f"{alert} fires per input topic above {num(dead.ratio)} invalid",
                 firing,
-                [(max(f - 5, 0), alert, []),
-                 (f + 10, alert, [self.expected(alert, labels, ratio, {})])],
-            ),  # fmt: skip
+                [
+                    (max(f - 5, 0), alert, []),
+                    (f + 10, alert, [self.expected(alert, labels, ratio, {})]),
+                ],
+            ),
             self.case(
                 f"{alert} stays silent under {dead.min_messages} messages in 5 minutes",
                 quiet,
@@ -435,24 +485,47 @@ class Builder:
             self.case(
                 f"{alert} fires above {lag.messages} messages behind a topic for {lag.for_}",
                 [
-                    series("cx_consumer_lag", f"{half}x{length}", **part,
-                           instance="worker-1:6066", partition="0"),
-                    series("cx_consumer_lag", f"{half}x{length}", **part,
-                           instance="worker-2:6066", partition="1"),
-                    series("cx_consumer_lag", f"{lag.messages - 1}x{length}",
-                           **{**part, "topic": "cx.raw.sms"}, instance="worker-1:6066",
-                           partition="0"),
+                    series(
+                        "cx_consumer_lag",
+                        f"{half}x{length}",
+                        **part,
+                        instance="worker-1:6066",
+                        partition="0",
+                    ),
+                    series(
+                        "cx_consumer_lag",
+                        f"{half}x{length}",
+                        **part,
+                        instance="worker-2:6066",
+                        partition="1",
+                    ),
+                    series(
+                        "cx_consumer_lag",
+                        f"{lag.messages - 1}x{length}",
+                        **{**part, "topic": "cx.raw.sms"},
+                        instance="worker-1:6066",
+                        partition="0",
+                    ),
                 ],
-                [(max(f - 2, 0), alert, []),
-                 (f + 5, alert, [self.expected(alert, labels, 2 * half, {})])],
+                [
+                    (max(f - 2, 0), alert, []),
+                    (f + 5, alert, [self.expected(alert, labels, 2 * half, {})]),
+                ],
             ),
             self.case(
                 f"{alert} stays silent on a backlog shorter than {lag.for_}",
-                [series("cx_consumer_lag", f"{lag.messages * 5}x{max(f - 2, 1)} 100x{length}",
-                        **part, instance="worker:6066", partition="0")],
+                [
+                    series(
+                        "cx_consumer_lag",
+                        f"{lag.messages * 5}x{max(f - 2, 1)} 100x{length}",
+                        **part,
+                        instance="worker:6066",
+                        partition="0",
+                    )
+                ],
                 [(max(f - 3, 0), alert, []), (f + 10, alert, [])],
             ),
-        ]  # fmt: skip
+        ]
 
 
 def unit_tests(config: Config) -> dict[str, Any]:
@@ -462,19 +535,31 @@ def unit_tests(config: Config) -> dict[str, Any]:
     tests = [
         *build.recording(),
         *build.below_target(
-            "NpsBelowTarget", "cx_nps", "cx_nps_responses", nps.target, nps.window, nps.for_,
-            nps.target - 8, ("cx_nps_lower", "cx_nps_upper", 21.3, 60.4),
+            "NpsBelowTarget",
+            "cx_nps",
+            "cx_nps_responses",
+            nps.target,
+            nps.window,
+            nps.for_,
+            nps.target - 8,
+            ("cx_nps_lower", "cx_nps_upper", 21.3, 60.4),
         ),
         *build.below_target(
-            "CsatBelowTarget", f"cx_csat_{csat.ratio}_ratio", "cx_csat_responses", csat.target,
-            csat.window, csat.for_, round(csat.target - 0.1, 4), (lower, upper, 0.534, 0.836),
+            "CsatBelowTarget",
+            f"cx_csat_{csat.ratio}_ratio",
+            "cx_csat_responses",
+            csat.target,
+            csat.window,
+            csat.for_,
+            round(csat.target - 0.1, 4),
+            (lower, upper, 0.534, 0.836),
         ),
         *build.churn(),
         *build.nps_significant_drop(),
         *build.input_stalled(),
         *build.dead_letters(),
         *build.consumer_lag(),
-    ]  # fmt: skip
+    ]
     return {
         "rule_files": ["../rules/cx.rules.yml", "../alerts/cx.alerts.yml"],
         "evaluation_interval": "1m",

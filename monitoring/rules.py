@@ -14,8 +14,8 @@ from stream.kpi.intervals import Z95 as Z
 Rule = dict[str, Any]
 # An input topic's own messages: cx.responses also counts the adapters' copies of raw answers,
 # which are subtracted (see cx:input_messages:rate5m).
-RESPONSES = '.*responses'
-RAW = r'.*raw\\..*'
+RESPONSES = ".*responses"
+RAW = r".*raw\\..*"
 SEGMENT = "job, window, channel, queue"
 # The Wilson bounds of each CSAT ratio: exported for top-2-box, recorded here for top box.
 CSAT_BOUNDS = {
@@ -60,6 +60,10 @@ def segment_labels(window: str | None = None) -> dict[str, str]:
     }
 
 
+def events(job: str, matchers: str) -> str:
+    return f"rate(cx_events_total{{{job}, {matchers}}}[5m])"
+
+
 def recording_rules(config: Config) -> list[Rule]:
     job = config.job_selector
     z2 = Z * Z
@@ -70,6 +74,9 @@ def recording_rules(config: Config) -> list[Rule]:
         f" + {z2 / 4!r} / {n}{{{job}}} ^ 2)"
     )
     scale = f"(1 + {z2!r} / {n}{{{job}}})"
+    others = events(job, f'topic!~"{RESPONSES}"')
+    responses = events(job, f'topic=~"{RESPONSES}"')
+    raw_accepted = events(job, f'topic=~"{RAW}", outcome="accepted"')
     return [
         {
             "record": "cx:events:rate5m",
@@ -85,16 +92,15 @@ def recording_rules(config: Config) -> list[Rule]:
         {
             "record": "cx:input_messages:rate5m",
             "expr": (
-                f'sum by (job, topic) (rate(cx_events_total{{{job}, topic!~"{RESPONSES}"}}[5m]))\n'
+                f"sum by (job, topic) ({others})\n"
                 "or\n"
                 "clamp_min(\n"
-                f'  sum by (job, topic) (rate(cx_events_total{{{job}, topic=~"{RESPONSES}"}}[5m]))\n'
+                f"  sum by (job, topic) ({responses})\n"
                 "  - on (job) group_left ()\n"
                 "  (\n"
-                f'    sum by (job) (rate(cx_events_total{{{job}, topic=~"{RAW}", '
-                'outcome="accepted"}[5m]))\n'
+                f"    sum by (job) ({raw_accepted})\n"
                 "    or\n"
-                f'    sum by (job) (rate(cx_events_total{{{job}, topic=~"{RESPONSES}"}}[5m])) * 0\n'
+                f"    sum by (job) ({responses}) * 0\n"
                 "  ),\n"
                 "  0\n"
                 ")"
@@ -242,8 +248,9 @@ def csat_below_target(config: Config) -> Rule:
     return _alert(
         config,
         "CsatBelowTarget",
-        _below_target(f"cx_csat_{csat.ratio}_ratio", "cx_csat_responses", csat.target, config,
-                      csat.window),
+        _below_target(
+            f"cx_csat_{csat.ratio}_ratio", "cx_csat_responses", csat.target, config, csat.window
+        ),
         csat.for_,
         "ticket",
         summary=fill(
