@@ -453,6 +453,15 @@ class Builder:
             per_minute * 10, 0, **{**sms, "topic": "cx.raw.email"}
         )
         quiet = topic(per_minute // 2, invalid, **sms)
+        # Direct v1 producers send `invalid` bad messages of per_minute; the SMS adapter's
+        # copies (20 times as many, all valid) are not theirs and must not dilute the ratio.
+        copies = per_minute * 20
+        responses = {**self.job, "topic": "cx.responses"}
+        direct = [
+            series("cx_events_total", f"0+{copies}x{length}", **sms, outcome="accepted"),
+            *topic(copies + per_minute, invalid, **responses),
+        ]
+        direct_labels = {"job": self.config.job, "topic": "cx.responses"}
         return [
             self.case(
                 f"{alert} fires per input topic above {num(dead.ratio)} invalid",
@@ -461,6 +470,11 @@ class Builder:
                     (max(f - 5, 0), alert, []),
                     (f + 10, alert, [self.expected(alert, labels, ratio, {})]),
                 ],
+            ),
+            self.case(
+                f"{alert} fires for direct cx.responses producers, without the adapters' copies",
+                direct,
+                [(f + 10, alert, [self.expected(alert, direct_labels, ratio, {})])],
             ),
             self.case(
                 f"{alert} stays silent under {dead.min_messages} messages in 5 minutes",
