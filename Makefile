@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    the main job: local Kafka, a worker, traffic, /metrics
 #   make test   every test (unit, integration on a real broker, monitoring), plus lint and types
-.PHONY: setup run test lint unit schemas kafka-start kafka-stop clean
+.PHONY: setup run test lint unit schemas monitoring kafka-start kafka-stop clean
 
 VENV_PY := .venv/bin/python
 
@@ -15,15 +15,21 @@ test: setup lint
 	$(VENV_PY) -m pytest -q -p no:cacheprovider
 
 lint:
-	.venv/bin/ruff check stream tests scripts bench
-	.venv/bin/ruff format --check stream tests scripts bench
+	.venv/bin/ruff check stream tests scripts bench monitoring
+	.venv/bin/ruff format --check stream tests scripts bench monitoring
 	.venv/bin/mypy
+	.venv/bin/mypy -p monitoring
 
 unit: setup
 	$(VENV_PY) -m pytest -q tests/unit
 
 schemas: setup
 	$(VENV_PY) scripts/gen_schemas.py
+
+# Rules, alerts, their promtool tests, the dashboard and the runbook table from
+# monitoring/config.yml (the thresholds); tests/monitoring fails when they drift.
+monitoring: setup
+	$(VENV_PY) -m monitoring.generate
 
 kafka-start: setup
 	$(VENV_PY) -m stream kafka start

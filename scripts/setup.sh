@@ -2,7 +2,7 @@
 # Installs everything the project needs on a fresh machine; safe to run again (it skips what is there).
 #   - Python >= 3.11 virtualenv in .venv with the package and its test/dev extras
 #   - Java 17+ and Maven (to resolve and run the real Kafka broker), docker-compose (to validate
-#     docker-compose.yml) and Prometheus/promtool, from Debian's packages when missing
+#     docker-compose.yml), Prometheus/promtool and Alertmanager, from Debian's packages when missing
 #   - the Kafka broker's jars (Maven Central), cached in var/kafka/lib
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,8 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v promtool >/dev/null || missing+=(prometheus)
+# The alerting end-to-end test (tests/monitoring/test_alertmanager_e2e.py) runs a real one.
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     say "installing Debian packages: ${missing[*]}"
@@ -28,10 +30,12 @@ if ((${#missing[@]})); then
     die "missing tools: ${missing[*]} (install them with your package manager, then rerun)"
   fi
 fi
-# The Debian prometheus package starts a service on :9090; tests run their own servers.
-if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
-  systemctl stop prometheus || true
-fi
+# The Debian packages start services on :9090 and :9093; tests run their own servers.
+for service in prometheus prometheus-alertmanager; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+  fi
+done
 
 stamp=.venv/.installed
 if [[ ! -x .venv/bin/python || ! -f $stamp || pyproject.toml -nt $stamp ]]; then

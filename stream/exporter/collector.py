@@ -50,6 +50,8 @@ AGENT_GAUGES = {
         "cx_agent_csat_top2_box_ratio",
         "CSAT top-2-box ratio of one agent (top agents by volume; the rest as 'other').",
     ),
+    "nps_responses": ("cx_agent_nps_responses", "NPS answers of one agent in the window."),
+    "csat_responses": ("cx_agent_csat_responses", "CSAT answers of one agent in the window."),
 }
 Row = dict[str, Any]
 

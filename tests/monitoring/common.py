@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from monitoring.config import load as load_config
+
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "monitoring"
 PROMETHEUS_CONFIG = MONITORING / "prometheus.yml"
@@ -21,7 +23,8 @@ RUNBOOK = MONITORING / "runbook.md"
 DASHBOARD = MONITORING / "dashboards" / "cx-overview.json"
 ALERTMANAGER_CONFIG = MONITORING / "alertmanager.yml"
 GRAFANA_PROVISIONING = MONITORING / "grafana" / "provisioning"
-RUNBOOK_URL = "https://github.com/example/cx-stream/blob/main/monitoring/runbook.md"
+CONFIG = load_config()
+RUNBOOK_URL = CONFIG.runbook_url
 
 # What the worker exports on GET /metrics (../shared/contract.md, "Metrics", plus the agent
 # gauges, the dead-letter counter and the consumer lag that the worker adds).
@@ -51,6 +54,8 @@ WORKER_METRICS = frozenset(
         "cx_churn_ratio",
         "cx_agent_nps",
         "cx_agent_csat_top2_box_ratio",
+        "cx_agent_nps_responses",
+        "cx_agent_csat_responses",
         "cx_events_total",
         "cx_deadletters_total",
         "cx_consumer_lag",
@@ -102,10 +107,10 @@ def promtool_binary() -> str:
     return binary
 
 
-def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def promtool(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [promtool_binary(), *map(str, args)],
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.monitoring.common import (
+    CONFIG,
     DASHBOARD,
     GRAFANA_PROVISIONING,
     WORKER_METRICS,
@@ -65,6 +66,10 @@ REQUIRED_METRICS = [
     {"cx_sci_customers"},
     {"cx_sci_secure_ratio"},
     {"cx_agent_nps"},
+    {"cx_agent_nps_responses"},
+    {"cx_csi"},
+    {"cx_acsi_index"},
+    {"cx_thumbs_up_ratio"},
     {"cx_events_total"},
     {"cx_deadletters_total"},
     {"cx_consumer_lag"},
@@ -238,8 +243,65 @@ def test_dashboard_shows_every_kpi_and_pipeline_metric(dashboard: dict[str, Any]
 def test_kpi_panels_select_the_variables(dashboard: dict[str, Any]) -> None:
     for expr in exprs(dashboard):
         if re.search(r"\bcx_(nps|csat|ces)\w*\{", expr):
-            for name in ("window", "channel", "queue"):
+            for name in ("window", "channel"):
                 assert f'{name}="${name}"' in expr, f"{expr!r} ignores ${name}"
+            # A ranking of the queues selects every queue but the rollups instead of $queue.
+            assert 'queue="$queue"' in expr or 'queue!~"all|other"' in expr, expr
+
+
+def test_ranking_tables_are_gated_by_the_minimum_n_and_show_it(dashboard: dict[str, Any]) -> None:
+    tables = {p["title"]: p for p in all_panels(dashboard) if p["type"] == "table"}
+    assert len(tables) == 2, sorted(tables)
+    for title, panel in tables.items():
+        worst, n = (target["expr"] for target in panel["targets"])
+        assert worst.startswith("bottomk("), title
+        assert f">= {CONFIG.min_responses})" in worst, f"{title}: not gated by the minimum n"
+        assert re.match(r"cx_(agent_)?nps_responses\{", n), f"{title}: no n column"
+        renamed = panel["transformations"][-1]["options"]["renameByName"]
+        assert renamed == {"Value #A": "NPS", "Value #B": "n"}, title
+
+
+def test_threshold_lines_are_the_configured_targets(dashboard: dict[str, Any]) -> None:
+    lines = {
+        panel["title"]: panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"]
+        for panel in all_panels(dashboard)
+        if panel["fieldConfig"]["defaults"].get("custom", {}).get("thresholdsStyle")
+    }
+    assert lines == {
+        "NPS with 95% interval": CONFIG.nps.target,
+        "NPS responses": CONFIG.min_responses,
+        "CSAT top-box and top-2-box (95% Wilson interval)": CONFIG.csat.target,
+        f"Churn ratio ({CONFIG.churn.window}) vs target": CONFIG.churn.target,
+        "Dead-letter ratio by input topic": CONFIG.dead_letters.ratio,
+        "Consumer lag by topic": CONFIG.consumer_lag.messages,
+    }
+
+
+def test_churn_is_shown_on_the_window_of_its_target(dashboard: dict[str, Any]) -> None:
+    (churn,) = [p for p in all_panels(dashboard) if p["title"].startswith("Churn ratio")]
+    assert [t["expr"] for t in churn["targets"]] == [
+        f'cx_churn_ratio{{window="{CONFIG.churn.window}"}}'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("title", "upper", "lower"),
+    [
+        ("NPS with 95% interval", "upper", "lower"),
+        ("CSAT top-box and top-2-box (95% Wilson interval)", "top box upper", "top box lower"),
+        ("CSAT top-box and top-2-box (95% Wilson interval)", "top-2-box upper",
+         "top-2-box lower"),
+    ],
+)  # fmt: skip
+def test_interval_bands(dashboard: dict[str, Any], title: str, upper: str, lower: str) -> None:
+    (panel,) = [p for p in all_panels(dashboard) if p["title"] == title]
+    legends = {t["legendFormat"] for t in panel["targets"]}
+    assert {upper, lower} <= legends
+    fills = {
+        override["matcher"]["options"]: {p["id"]: p["value"] for p in override["properties"]}
+        for override in panel["fieldConfig"]["overrides"]
+    }
+    assert fills[upper]["custom.fillBelowTo"] == lower
 
 
 def test_queries_are_valid_promql(tmp_path: Path, dashboard: dict[str, Any]) -> None:

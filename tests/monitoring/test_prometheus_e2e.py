@@ -6,92 +6,57 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-import subprocess
-import time
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.integration.test_kpi_engine import expected_kpis, produce_all, wait_until_matches
+from tests.monitoring.common import CONFIG
+from tests.monitoring.servers import Servers, api, wait_for
+from tests.support.kafka_io import produce
 from tests.support.traffic import make_traffic
-from tests.support.worker import free_port
 
 pytestmark = pytest.mark.kafka
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 VARIABLES = {"window": "1h", "channel": "all", "queue": "all"}
 
 
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Any]:
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus is missing: run scripts/setup.sh (Debian package prometheus)"
-    servers: list[subprocess.Popen[bytes]] = []
-
-    def start(target_port: int) -> str:
-        port = free_port()
-        rules = sorted(str(p) for p in (MONITORING / "rules").glob("*.yml"))
-        rules += sorted(str(p) for p in (MONITORING / "alerts").glob("*.yml"))
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            json.dumps(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": rules,
-                    "scrape_configs": [
-                        {"job_name": "cx-worker",
-                         "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
-                    ],
-                }
-            )
-        )  # fmt: skip
-        log = (tmp_path / "prometheus.log").open("wb")
-        servers.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        server.terminate()
-        server.wait(30)
+def prometheus(servers: Servers, target_port: int) -> str:
+    rules = sorted(str(p) for p in (MONITORING / "rules").glob("*.yml"))
+    rules += sorted(str(p) for p in (MONITORING / "alerts").glob("*.yml"))
+    return servers.prometheus(
+        {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": rules,
+            "scrape_configs": [
+                {"job_name": "cx-worker",
+                 "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
+            ],
+        }
+    )  # fmt: skip
 
 
-def api(base: str, path: str, **params: str) -> Any:
-    url = f"{base}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        body = json.load(reply)
-    assert body["status"] == "success", body
-    return body["data"]
-
-
-async def wait_for(check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except (OSError, AssertionError, KeyError, IndexError):
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(1)
+def extra_scores(now: datetime) -> list[tuple[bytes, bytes]]:
+    """CSI, ACSI and thumbs answers (the shared traffic has none of the first two), from one
+    agent and queue with more than the minimum n, so the ranking tables have a row."""
+    messages = []
+    for i in range(CONFIG.min_responses + 10):
+        body = {
+            "response_id": f"extra-{i}",
+            "channel": "web",
+            "occurred_at": now.isoformat(),
+            "queue": "extra",
+            "agent_id": "agent-extra",
+            "scores": {
+                "nps": 9,
+                "thumbs": i % 2 == 0,
+                "csi": {"quality": {"perceived": 8, "expected": 7}},
+                "acsi": {"satisfaction": 8, "expectation": 7, "ideal": 6},
+            },
+        }
+        messages.append((f"extra-{i}".encode(), json.dumps(body).encode()))
+    return messages
 
 
 def panel_queries() -> list[str]:
@@ -111,11 +76,11 @@ def panel_queries() -> list[str]:
 
 
 async def test_prometheus_stores_the_kpis_and_fires_the_nps_alert(
-    kafka_bootstrap: str, topic_prefix: str, make_worker, prometheus
+    kafka_bootstrap: str, topic_prefix: str, make_worker, servers: Servers
 ) -> None:
     traffic = make_traffic(datetime.now(UTC), responses=3000, seed=41)  # NPS far below 50
     worker = make_worker().start(wait_for_partitions=4)
-    base = prometheus(worker.web_port)
+    base = prometheus(servers, worker.web_port)
     await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
     await wait_until_matches(worker, traffic)
 
@@ -129,6 +94,9 @@ async def test_prometheus_stores_the_kpis_and_fires_the_nps_alert(
         expected = expected_kpis(traffic, float(stamp["value"][1]))[("7d", ("q", "all", "all"))]
         assert value == pytest.approx(expected[name], rel=1e-9, abs=1e-9), (name, scraped_at)
 
+    await produce(kafka_bootstrap, topic_prefix + "responses", extra_scores(datetime.now(UTC)))
+    for metric in ("cx_csi", "cx_acsi_index", "cx_agent_nps_responses"):
+        await wait_for(lambda m=metric: api(base, "query", query=m)["result"], what=metric)
     await asyncio.sleep(3)  # rate() needs a few samples
     empty = [q for q in panel_queries() if not api(base, "query", query=q)["result"]]
     assert empty == [], f"dashboard queries without data: {empty}"

@@ -16,6 +16,7 @@ from tests.monitoring.common import (
     ALERT_TESTS,
     ALERTMANAGER_CONFIG,
     ALERTS_DIR,
+    CONFIG,
     PROMETHEUS_CONFIG,
     RULES_DIR,
     RUNBOOK,
@@ -30,7 +31,7 @@ from tests.monitoring.common import (
 # The alerts this project promises (README of monitoring, runbook); more may be added.
 REQUIRED_ALERTS = {
     "NpsBelowTarget",
-    "CsatTop2BoxBelowTarget",
+    "CsatBelowTarget",
     "ChurnAboveTarget",
     "NpsSignificantDrop",
     "SurveyInputStalled",
@@ -38,8 +39,8 @@ REQUIRED_ALERTS = {
     "ConsumerLagHigh",
 }
 # KPI alerts that must not fire on fewer than MIN_RESPONSES responses.
-MINIMUM_N_ALERTS = {"NpsBelowTarget", "CsatTop2BoxBelowTarget", "NpsSignificantDrop"}
-MIN_RESPONSES = 30
+MINIMUM_N_ALERTS = {"NpsBelowTarget", "CsatBelowTarget", "NpsSignificantDrop"}
+MIN_RESPONSES = CONFIG.min_responses
 SEVERITIES = {"page", "ticket"}
 DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
 
@@ -209,11 +210,21 @@ def runbook_sections() -> dict[str, str]:
 
 def test_runbook_has_a_section_per_alert() -> None:
     sections = runbook_sections()
+    parts = ("**Meaning.**", "**First checks.**", "**Likely causes.**", "**Actions.**")
     for name in alert_by_name():
         assert name.lower() in sections, f"runbook.md has no `## {name}` section"
         body = sections[name.lower()]
-        for part in ("**Meaning.**", "**First checks.**", "**Likely causes.**", "**Actions.**"):
+        for part in (*parts, "**Escalate when.**"):
             assert part in body, f"runbook section {name} lacks {part}"
+        checks = body.split("**First checks.**")[1].split("**Likely causes.**")[0]
+        numbered = re.findall(r"^\d\. ", checks, flags=re.M)
+        assert len(numbered) == 3, f"runbook section {name}: not three first checks"
+
+
+def test_runbook_uses_the_projects_own_commands() -> None:
+    text = RUNBOOK.read_text(encoding="utf-8")
+    for command in ("python -m stream kpi ", "python -m stream deadletters "):
+        assert command in text, f"runbook.md does not use `{command.strip()}`"
 
 
 def test_runbook_has_no_section_for_a_removed_alert() -> None:

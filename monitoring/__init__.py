@@ -1,0 +1,1 @@
+"""The monitoring mixin of cx-stream: config.yml and the generators of the files beside it."""
