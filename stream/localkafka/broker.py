@@ -165,6 +165,7 @@ class LocalBroker:
                     f"mvn could not resolve Kafka {KAFKA_VERSION}:\n{done.stdout[-2000:]}"
                 )
             shutil.rmtree(self.lib, ignore_errors=True)
+            self.lib.parent.mkdir(parents=True, exist_ok=True)  # a shared jar dir of another home
             staging.rename(self.lib)
             marker.touch()
         return sorted(self.lib.glob("*.jar"))

@@ -39,7 +39,7 @@ DEFAULTS = {"CX_AGENT_LIMIT": 1000, "CX_QUEUE_LIMIT": 200, "CX_AGENT_TOP_K": 100
 # Documented in docs/reliability.md: the worker's peak RSS under this attack.
 PEAK_RSS_CAP_MB = 600
 SEGMENT_GAUGES = 19  # channel x queue gauges of the contract
-AGENT_GAUGES = 2
+AGENT_GAUGES = 4  # nps, csat top-2 box and their response counts
 
 
 def cap(name: str) -> int:

@@ -59,7 +59,7 @@ def test_agents_beyond_top_k_fold_into_other() -> None:
     rows = [agent_row("24h", f"agent-{i}", vector(*([10] * (10 - i)))) for i in range(5)]
     rows.append(agent_row("24h", "agent-low", vector(0, 0)))
     samples = scrape(rows, top_k=2)
-    agents = {name for name in samples if name.startswith("cx_agent_nps")}
+    agents = {name for name in samples if name.startswith("cx_agent_nps{")}
     assert agents == {
         'cx_agent_nps{agent_id="agent-0",window="24h"}',
         'cx_agent_nps{agent_id="agent-1",window="24h"}',
