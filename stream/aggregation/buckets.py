@@ -63,11 +63,49 @@ def initial_vector(segment: str) -> list[float]:
 DEFAULT_LIMITS = {"q": 200, "a": 1000}
 
 
+class KeyPlan:
+    """Per-batch caches of where an entry lands: its segment's group split, the live buckets
+    of an event time, and the bucket keys (building keys is most of stage 2's work)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self._live: dict[float, tuple[tuple[str, int], ...]] = {}
+        self._kinds: dict[str, tuple[str, str | None, str]] = {}
+        self._keys: dict[tuple[str, tuple[tuple[str, int], ...]], list[bytes]] = {}
+
+    def segment(self, segment: str) -> tuple[str, str | None, str]:
+        """(stored segment, member or None, kind: "g" group, "c" customer, "s" sums)."""
+        kind = self._kinds.get(segment)
+        if kind is None:
+            grouped = group_of(segment)
+            if grouped:
+                kind = (grouped[0], grouped[1], "g")
+            else:
+                kind = (segment, None, "c" if is_customer(segment) else "s")
+            if len(self._kinds) > 200_000:
+                self._kinds.clear()
+            self._kinds[segment] = kind
+        return kind
+
+    def keys(self, stored: str, t: float) -> list[bytes]:
+        live = self._live.get(t)
+        if live is None:
+            live = self._live[t] = tuple(live_buckets(t, self.now))
+        cached = self._keys.get((stored, live))
+        if cached is None:
+            cached = keys_for(stored, t, self.now, list(live))
+            if len(self._keys) > 200_000:
+                self._keys.clear()
+            self._keys[(stored, live)] = cached
+        return cached
+
+
 def apply_partial(
     states: MutableMapping[bytes, BucketState],
     partial: Partial,
     now: float,
     limits: Mapping[str, int] = DEFAULT_LIMITS,
+    plan: KeyPlan | None = None,
 ) -> set[bytes]:
     """Add a partial's entries to `states` in place; return the keys that changed.
 
@@ -76,31 +114,33 @@ def apply_partial(
     several entries of one source message (a revision's removal and addition) all apply.
     A member entry goes to its member's vector in the group record when the member is there
     already or the record has fewer than `limits[kind]` members, and to "other" otherwise.
+    `plan`: the batch's KeyPlan at `now`, when the caller has one.
     """
+    plan = plan or KeyPlan(now)
+    src = partial.src
     marks_before: dict[bytes, int] = {}
     touched: set[bytes] = set()
-    live_at: dict[float, list[tuple[str, int]]] = {}  # the entries of one answer share a time
     for entry in partial.entries:
-        grouped = group_of(entry.segment)
-        segment = grouped[0] if grouped else entry.segment
-        live = live_at.get(entry.t)
-        if live is None:
-            live = live_at[entry.t] = live_buckets(entry.t, now)
-        for key in keys_for(segment, entry.t, now, live):
+        stored, member, kind = plan.segment(entry.segment)
+        offset, delta = entry.offset, entry.delta
+        for key in plan.keys(stored, entry.t):
             state = states.get(key)
             if state is None:
-                state = states[key] = BucketState(initial_vector(segment), {})
-            if key not in marks_before:
-                marks_before[key] = state.applied.get(partial.src, -1)
-            if entry.offset <= marks_before[key]:
+                state = states[key] = BucketState(initial_vector(stored), {})
+            mark = marks_before.get(key)
+            if mark is None:
+                mark = marks_before[key] = state.applied.get(src, -1)
+            if offset <= mark:
                 continue
-            if grouped:
-                add_to_member(state, grouped[1], limits[group_kind(segment)], entry.delta)
-            elif is_customer(segment):
-                sci.add_to_customer(state.vector, entry.delta)
+            if kind == "g":
+                assert member is not None
+                add_to_member(state, member, limits[group_kind(stored)], delta)
+            elif kind == "c":
+                sci.add_to_customer(state.vector, delta)
             else:
-                summary.add(state.vector, entry.delta)
-            state.applied[partial.src] = max(state.applied.get(partial.src, -1), entry.offset)
+                summary.add(state.vector, delta)
+            if offset > state.applied.get(src, -1):
+                state.applied[src] = offset
             touched.add(key)
     return touched
 

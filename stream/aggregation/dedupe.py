@@ -18,7 +18,10 @@ class Decision:
 def _entries(offset: int, contribution: Contribution | None, sign: int) -> list[Entry]:
     if contribution is None:
         return []
-    delta = [x * sign if i % 2 else x for i, x in enumerate(contribution.delta)]
+    delta = contribution.delta
+    if sign != 1:
+        delta = [x * sign if i % 2 else x for i, x in enumerate(delta)]
+    # One delta list shared by the segments' entries: nothing changes an entry's delta.
     return [Entry(offset, seg, contribution.t, delta) for seg in contribution.segments]
 
 

@@ -8,31 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
 
-from stream.aggregation.buckets import DEFAULT_LIMITS, apply_partial, keys_for
+from stream.aggregation.buckets import DEFAULT_LIMITS, KeyPlan, apply_partial
 from stream.aggregation.messages import BucketState, Partial
-from stream.kpi.segments import group_of
 
 
-def keys_touched(partials: Iterable[Partial], now: float) -> set[bytes]:
-    """Every bucket key an entry of `partials` may add to (live buckets only)."""
+def keys_touched(partials: Iterable[Partial], plan: KeyPlan) -> set[bytes]:
+    """Every bucket key an entry of `partials` may add to (live buckets at `plan.now`)."""
     keys: set[bytes] = set()
     for partial in partials:
         for entry in partial.entries:
-            grouped = group_of(entry.segment)
-            keys.update(keys_for(grouped[0] if grouped else entry.segment, entry.t, now))
+            keys.update(plan.keys(plan.segment(entry.segment)[0], entry.t))
     return keys
 
 
 def apply_batch(
     states: MutableMapping[bytes, BucketState],
     partials: Iterable[Partial],
-    now: float,
+    plan: KeyPlan,
     limits: Mapping[str, int] = DEFAULT_LIMITS,
 ) -> set[bytes]:
     """Apply `partials` in order to `states` (missing keys are created); the changed keys."""
     changed: set[bytes] = set()
     for partial in partials:
-        changed |= apply_partial(states, partial, now, limits)
+        changed |= apply_partial(states, partial, plan.now, limits, plan)
     return changed
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from stream.aggregation.buckets import expired, parse_key
+from stream.aggregation.buckets import KeyPlan, expired, parse_key
 from stream.aggregation.dedupe import decide_lifecycle, decide_once, decide_revision
 from stream.aggregation.messages import (
     BucketState,
@@ -85,6 +85,7 @@ class KpiEngine:
         self.queue_label = app.settings.queue_label
         self.member_limits = app.settings.member_limits()
         self.partitioner = app.settings.id_partitioner
+        self._owners: dict[str, int] = {}
         # Not "memory://": Faust tests the store URL's truth value, and yarl finds that one
         # empty, so the table would silently fall back to the app's RocksDB store.
         self.buckets = _table(app, "kpi-buckets", BUCKET_STATE, _decode_bucket_state,
@@ -115,7 +116,12 @@ class KpiEngine:
         return id_partition(key, self.partitions, self.partitioner)
 
     def owner_of(self, segment: str) -> int:
-        return owner_partition(segment, self.partitions)
+        owner = self._owners.get(segment)
+        if owner is None:
+            if len(self._owners) > 100_000:  # customers: bounded memo
+                self._owners.clear()
+            owner = self._owners[segment] = owner_partition(segment, self.partitions)
+        return owner
 
     # -- parsers: bytes -> (id, decision) --------------------------------------------------------
     def parse_response(self, raw: bytes, limits: TimeLimits) -> Parsed | Rejected:
@@ -241,8 +247,9 @@ class KpiEngine:
                 partials.append(_decode_partial(record.value))
             except (msgspec.DecodeError, TypeError):
                 continue  # only this project writes the topic; nothing else can be there
-        states = self._load(partition, keys_touched(partials, now))
-        changed = apply_batch(states, partials, now, self.member_limits)
+        plan = KeyPlan(now)
+        states = self._load(partition, keys_touched(partials, plan))
+        changed = apply_batch(states, partials, plan, self.member_limits)
         for table in (self.buckets, self.customers):
             table.put_many(partition, {k: states[k] for k in changed if self.table_for(k) is table})
         deltas = customer_partials(partials)
@@ -259,11 +266,12 @@ class KpiEngine:
         """Apply logged customer deltas (recovery, standbys) as `aggregate` did."""
         now = time.time()
         partials = [p for value in values for p in _decode_partials(value)]
-        keys = [k for k in keys_touched(partials, now) if k.startswith(b"c|")]
+        plan = KeyPlan(now)
+        keys = [k for k in keys_touched(partials, plan) if k.startswith(b"c|")]
         states = {
             k: v for k, v in zip(keys, self.customers.get_many(partition, keys), strict=True) if v
         }
-        changed = apply_batch(states, partials, now, self.member_limits)
+        changed = apply_batch(states, partials, plan, self.member_limits)
         self.customers.put_many(partition, {k: states[k] for k in changed})
 
     def _load(self, partition: int, keys: set[bytes]) -> dict[bytes, BucketState]:
