@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -11,15 +9,6 @@ from stream.exporter import KpiCollector
 from stream.exporter.lag import ConsumerLagCollector
 from stream.pipeline.app import CxApp
 from stream.pipeline.kpi_views import KpiReader
-
-
-def broker_count(app: CxApp) -> int:
-    """Brokers the worker's producer currently knows (0 when it never reached the cluster)."""
-    try:
-        client = app.producer._producer.client  # type: ignore[attr-defined]
-        return len(client.cluster.brokers())
-    except Exception:
-        return 0
 
 
 def register_web(app: CxApp, reader: KpiReader) -> None:
@@ -39,21 +28,3 @@ def register_web(app: CxApp, reader: KpiReader) -> None:
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     _ = Metrics
-
-    @app.page("/healthz")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            assigned = sorted(
-                f"{tp.topic}:{tp.partition}"
-                for tp in (app._consumer.assignment() if app._consumer else [])
-            )
-            brokers = broker_count(app)
-            healthy = brokers > 0 and bool(assigned)
-            body: dict[str, Any] = {
-                "status": "ok" if healthy else "degraded",
-                "brokers": brokers,
-                "assigned": assigned,
-            }
-            return self.json(body, status=200 if healthy else 503)
-
-    _ = Health
