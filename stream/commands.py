@@ -112,6 +112,7 @@ async def topics(self: AppCommand) -> None:
     Each with CX_PARTITIONS partitions (table changelogs must match them). Exit code 3 when
     Kafka fails.
     """
+    quiet_kafka_logs(get_kafka_settings())
     with kafka_failures_exit("no topic created"):
         created = await ensure_topics(get_settings(), get_kafka_settings())
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
@@ -195,6 +196,7 @@ async def replay(self: AppCommand, file: Path, format: str) -> None:
     from stream.replay import ReplayError, count_lines, detect_format, replay_file, summary_table
 
     settings, kafka_settings = get_settings(), get_kafka_settings()
+    quiet_kafka_logs(kafka_settings)
     try:
         fmt = detect_format(file, format)
         total = count_lines(file)

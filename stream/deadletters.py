@@ -25,8 +25,8 @@ from stream.models import DeadLetter
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # 7 to 15 digits, maybe a leading +, single separators (space . - ( )) between them; not part
 # of a longer token, so timestamps ("2025-01-15T13:50:00+02:00"), ids ("c-1234567") and
-# decimals stay readable.
-PHONE = re.compile(r"(?<![\w:/.+-])\+?\(?\d(?:[ .()-]{0,2}\d){6,14}(?![\w:/-])")
+# decimals stay readable; nor a date (2025-01-15).
+PHONE = re.compile(r"(?<![\w:/.+-])(?!\d{4}-\d\d-\d\d)\+?\(?\d(?:[ .()-]{0,2}\d){6,14}(?![\w:/-])")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _decode = msgspec.json.Decoder(DeadLetter).decode
