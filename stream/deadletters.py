@@ -86,10 +86,15 @@ def shown(letter: DeadLetter, raw: bool, width: int = 300) -> Shown:
     )
 
 
-def select(values: Iterable[bytes | None], filters: Filters, limit: int) -> list[DeadLetter]:
-    """The last `limit` decodable dead letters that match `filters`, in the order read."""
+def select(
+    records: Iterable[tuple[int, bytes | None]], filters: Filters, limit: int
+) -> list[DeadLetter]:
+    """The newest `limit` decodable dead letters that match `filters`, oldest first.
+
+    `records` are (Kafka timestamp in ms, value) pairs, in any order.
+    """
     kept: deque[DeadLetter] = deque(maxlen=limit)
-    for value in values:
+    for _, value in sorted(records, key=lambda record: record[0]):
         if value is None:
             continue
         try:
@@ -103,42 +108,58 @@ def select(values: Iterable[bytes | None], filters: Filters, limit: int) -> list
 
 async def read_values(
     topic: str, since: datetime | None, client: dict[str, Any], timeout: float = 30.0
-) -> list[bytes | None]:
-    """Every value of `topic` from `since` (else the beginning) to its current end."""
+) -> list[tuple[int, bytes | None]]:
+    """(timestamp, value) of every record of `topic` from `since` (else the beginning) to its
+    current end."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    partitions = await _partitions(topic, client, timeout)
+    if not partitions:
+        return []
+    tps = [TopicPartition(topic, p) for p in partitions]
     consumer = AIOKafkaConsumer(**client, group_id=None, enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), timeout)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return []
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        await _seek(consumer, tps, since)
-        values: list[bytes | None] = []
+        for tp, offset in (await _starts(consumer, tps, since, ends)).items():
+            consumer.seek(tp, offset)
+        values: list[tuple[int, bytes | None]] = []
         pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
         while pending:
             batches = await asyncio.wait_for(consumer.getmany(*pending, timeout_ms=1000), timeout)
             for tp, records in batches.items():
-                values += [r.value for r in records if r.offset < ends[tp]]
+                values += [(r.timestamp, r.value) for r in records if r.offset < ends[tp]]
             pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
         return values
     finally:
         await consumer.stop()
 
 
-async def _seek(consumer: Any, tps: list[Any], since: datetime | None) -> None:
+async def _partitions(topic: str, client: dict[str, Any], timeout: float) -> list[int]:
+    """The topic's partitions (none when it does not exist)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client)
+    await asyncio.wait_for(admin.start(), timeout)
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code", 0) != 0:  # 3: unknown topic
+        return []
+    return sorted(p["partition"] for p in described["partitions"])
+
+
+async def _starts(
+    consumer: Any, tps: list[Any], since: datetime | None, ends: dict[Any, int]
+) -> dict[Any, int]:
+    """The first offset to read per partition: the first record at or after `since`."""
     if since is None:
-        await consumer.seek_to_beginning(*tps)
-        return
+        return dict(await consumer.beginning_offsets(tps))
     found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
-    for tp in tps:
-        if found.get(tp) is None:  # nothing that recent: start at the end
-            await consumer.seek_to_end(tp)
-        else:
-            consumer.seek(tp, found[tp].offset)
+    # no record that recent: nothing to read there
+    return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps}
 
 
 def table(letters: list[DeadLetter], raw: bool, title: str) -> Table:
