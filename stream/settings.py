@@ -170,7 +170,8 @@ class _KafkaClientLogGuard:
     def _make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         assert self._previous is not None
         record = self._previous(*args, **kwargs)
-        if record.name.startswith(self.LOGGERS):
+        # logging.makeLogRecord() builds its record with name None, then fills it in
+        if isinstance(record.name, str) and record.name.startswith(self.LOGGERS):
             self._guard(record)
         return record
 

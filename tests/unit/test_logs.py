@@ -147,3 +147,11 @@ def test_leader_moves_while_a_broker_restarts_are_one_line_per_error_type() -> N
         "Kafka at 127.0.0.1:9092 not ready (NotLeaderForPartitionError), retrying; 1 attempts"
     ]
     assert guard.filter(record("Unable to update metadata from %s", [1])), "another cause"
+
+
+def test_make_log_record_works_with_the_client_log_guard_installed() -> None:
+    from stream.settings import KafkaSettings
+
+    KafkaSettings().aiokafka_kwargs()  # installs the log-record factory of stream.settings
+    rebuilt = logging.makeLogRecord({"name": "aiokafka", "msg": "x %s", "args": (b"secret",)})
+    assert rebuilt.name == "aiokafka" and rebuilt.getMessage() == "x b'secret'"
