@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from stream import commands  # noqa: F401  (registers the project's commands on the app)
+from stream import commands  # registers the project's commands on the app
 from stream.worker import app
 
 
 def main() -> None:
+    commands.tidy_cli()
     app.main()
 
 

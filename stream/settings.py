@@ -29,6 +29,9 @@ from stream.kpi.windows import LONGEST
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
+# The source checkout: for tests, benchmarks and development tools only. Runtime state never
+# goes here (an installed package would keep it next to site-packages): it is relative to the
+# working directory, see Settings.data_dir.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -167,7 +170,8 @@ class _KafkaClientLogGuard:
     def _make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         assert self._previous is not None
         record = self._previous(*args, **kwargs)
-        if record.name.startswith(self.LOGGERS):
+        # logging.makeLogRecord() builds its record with name None, then fills it in
+        if isinstance(record.name, str) and record.name.startswith(self.LOGGERS):
             self._guard(record)
         return record
 
@@ -210,7 +214,8 @@ class Settings(BaseSettings):
     # Every topic the project declares gets this many partitions; tables' changelogs must match.
     partitions: int = 4
     app_id: str = "cx-kpi"
-    data_dir: Path = PROJECT_ROOT / "var" / "worker"
+    # RocksDB state, relative to the working directory; the worker creates it with its parents.
+    data_dir: Path = Path("var") / "worker"
     # Raw messages larger than this are dead-lettered as `oversized` before any parsing.
     max_message_bytes: int = 65536
     # IVR question key -> KPI; keys not listed are ignored.
@@ -235,6 +240,10 @@ class Settings(BaseSettings):
     # answers count in "other". They bound memory whatever agent ids or queue names arrive.
     agent_limit: int = 1000
     queue_limit: int = 200
+    # /healthz/ready: 503 once no broker answered the worker's metadata probe for this long.
+    health_broker_timeout: float = 10.0
+    # Seconds between two metadata probes (each also times out after this long).
+    health_probe_interval: float = 2.5
     # Seconds between two KPI snapshots on cx.kpi.snapshots.
     snapshot_interval: float = 10.0
     # Per RocksDB database (one per table and partition): memtable size and read cache.

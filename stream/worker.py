@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stream.pipeline.app import create_app
+from stream.pipeline.health import register_health
 from stream.pipeline.ingest import register_ingest
 from stream.pipeline.kpi_engine import KpiEngine
 from stream.pipeline.kpi_views import KpiReader, register_kpi_views
@@ -16,3 +17,4 @@ reader = KpiReader(engine, app.settings.sci_refresh_seconds)
 register_kpi_views(app, engine, reader)
 register_web(app, reader)
 register_ingest(app)
+register_health(app)

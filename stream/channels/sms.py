@@ -1,9 +1,12 @@
 """SMS free-text replies (cx.raw.sms) -> SurveyResponse, or an opt-out.
 
 Accepted bodies hold exactly one number on the survey's scale, written as digits ("9", "10!!",
-"I'd say 8"), as a fraction of the scale's maximum ("9/10", "4/5"), or as an English or French
-number word ("nine", "neuf", "dix"). STOP / ARRET / UNSUBSCRIBE (any case, accents ignored) is an
-opt-out. Anything else (no number, two different numbers, decimals) is `unparseable_reply`.
+"I'd say 8", "je mets 8"), as a fraction of the scale's maximum ("9/10", "4/5", "9 out of 10",
+"8 sur 10", "neuf sur dix"), or as an English or French number word ("nine", "neuf", "dix").
+A body that starts with an opt-out word (STOP, ARRET, ARRETEZ, UNSUBSCRIBE, ...; any case,
+accents ignored) is an opt-out, whatever follows ("Stop sending me these", "STOP please"):
+people who write it want no more surveys, and an opt-out is never to be missed. Anything else
+(no number, two different numbers, decimals) is `unparseable_reply`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from stream.channels.outcome import Accepted, OptedOut, Outcome, Reason, Rejecte
 from stream.channels.scales import SCALES, answer_scores, check_score
 from stream.models import SmsReply, SurveyResponse
 
-OPT_OUT_WORDS = frozenset({"stop", "arret", "arreter", "unsubscribe", "stopall", "desabonner"})
+# English and French opt-out words, accents folded ("Arrêtez" -> "arretez").
+OPT_OUT_WORDS = frozenset(
+    {
+        "stop", "stopall", "unsubscribe", "optout",
+        "arret", "arrete", "arretez", "arreter", "arretes",
+        "desabonner", "desabonnez", "desabonnement", "desinscrire", "desinscrivez",
+    }
+)  # fmt: skip
 NUMBER_WORDS: dict[str, int] = {
     # English
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -26,7 +36,12 @@ NUMBER_WORDS: dict[str, int] = {
     "sept": 7, "huit": 8, "neuf": 9, "dix": 10,
 }  # fmt: skip
 
-_FRACTION = re.compile(r"(\d+)\s*/\s*(\d+)")
+_WORDS = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))  # longest first: "une" before "un"
+_TERM = rf"\d+|(?<![a-z])(?:{_WORDS})(?![a-z])"
+# "9/10", "9 out of 10", "8 sur 10", "neuf sur dix": a score and the scale's maximum.
+_FRACTION = re.compile(rf"({_TERM})\s*(?:/|(?<![a-z])(?:out\s+of|sur)(?![a-z]))\s*({_TERM})")
+# "je mets un 8": "un"/"une" before a number is the article, not the number one.
+_ARTICLE = re.compile(rf"(?<![a-z])une?\s+(?={_TERM})")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 # A minus sign (ASCII, U+2212 or an en dash) before a number, not between two numbers ("9-10").
 _NEGATIVE = re.compile(r"(?:^|[^\w])[-\u2212\u2013]\s*\d")
@@ -39,19 +54,24 @@ def _fold(text: str) -> str:
 
 
 def is_opt_out(body: str) -> bool:
-    words = _WORD.findall(_fold(body))
-    return bool(words) and words[0] in OPT_OUT_WORDS and len(words) <= 3
+    """The body starts with an opt-out word (any case, accents and punctuation ignored)."""
+    text = _fold(body)
+    first = _WORD.search(text)
+    if first is None or first.group() not in OPT_OUT_WORDS:
+        return False
+    # only spaces and punctuation before it: "don't stop", "9 stop" are no opt-outs
+    return not any(c.isalnum() for c in text[: first.start()])
 
 
 def parse_reply(body: str, survey: str) -> int | Rejected:
     """The one score a free-text reply carries on `survey`'s scale."""
-    text = _fold(body)
+    text = _ARTICLE.sub(" ", _fold(body))
     high = SCALES[survey][1]
     values: set[int] = set()
     for numerator, denominator in _FRACTION.findall(text):
-        if int(denominator) != high:
+        if _term(denominator) != high:
             return Rejected(Reason.UNPARSEABLE_REPLY, f"fraction is not out of {high}")
-        values.add(int(numerator))
+        values.add(_term(numerator))
     text = _FRACTION.sub(" ", text)
     if _NEGATIVE.search(text):
         return Rejected(Reason.OUT_OF_RANGE, "reply holds a negative number")
@@ -64,6 +84,10 @@ def parse_reply(body: str, survey: str) -> int | Rejected:
         why = "no score" if not values else "more than one score"
         return Rejected(Reason.UNPARSEABLE_REPLY, f"reply holds {why}")
     return values.pop()
+
+
+def _term(term: str) -> int:
+    return int(term) if term.isdigit() else NUMBER_WORDS[term]
 
 
 def adapt_sms(raw: bytes, limits: TimeLimits, max_bytes: int = 65536) -> Outcome:

@@ -16,9 +16,11 @@ import msgspec
 
 from stream.models.deadletter import DeadLetter
 from stream.models.dispatch import Dispatch
+from stream.models.followup import Followup
 from stream.models.lifecycle import LifecycleEvent
 from stream.models.raw import EmailAnswer, IvrCall, SmsReply
 from stream.models.response import SurveyResponse
+from stream.models.snapshot import KpiSnapshot
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -40,6 +42,10 @@ TOPICS: tuple[TopicSchema, ...] = (
     TopicSchema("dispatch.v1.json", Dispatch, "cx.dispatches", "dispatch_id"),
     TopicSchema("lifecycle.v1.json", LifecycleEvent, "cx.lifecycle", "customer_id"),
     TopicSchema("deadletter.v1.json", DeadLetter, "cx.deadletter", "the rejected message's key"),
+    TopicSchema("followup.v1.json", Followup, "cx.followups", "response_id"),
+    TopicSchema(
+        "kpi_snapshot.v1.json", KpiSnapshot, "cx.kpi.snapshots", "window|kind|channel|queue"
+    ),
 )
 
 

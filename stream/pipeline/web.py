@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -31,16 +29,3 @@ def register_web(app: CxApp, reader: KpiReader) -> None:
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     _ = Metrics
-
-    @app.page("/healthz")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in faustx.assigned(app))
-            healthy = bool(assigned)
-            body: dict[str, Any] = {
-                "status": "ok" if healthy else "degraded",
-                "assigned": assigned,
-            }
-            return self.json(body, status=200 if healthy else 503)
-
-    _ = Health

@@ -19,7 +19,9 @@ from stream.models import (
     DeadLetter,
     Dispatch,
     EmailAnswer,
+    Followup,
     IvrCall,
+    KpiSnapshot,
     LifecycleEvent,
     SmsReply,
     SurveyResponse,
@@ -38,6 +40,8 @@ EXPECTED = {
     "dispatch.v1.json": ("cx.dispatches", "dispatch_id"),
     "lifecycle.v1.json": ("cx.lifecycle", "customer_id"),
     "deadletter.v1.json": ("cx.deadletter", "key"),
+    "followup.v1.json": ("cx.followups", "response_id"),
+    "kpi_snapshot.v1.json": ("cx.kpi.snapshots", "window|kind|channel|queue"),
 }
 REQUIRED = {
     "survey_response.v1.json": ["response_id", "channel", "occurred_at", "scores"],
@@ -55,6 +59,8 @@ REQUIRED = {
         "original_size",
         "rejected_at",
     ],
+    "followup.v1.json": ["response_id", "occurred_at", "channel", "nps", "revision"],
+    "kpi_snapshot.v1.json": ["window", "kind", "kpis", "at"],
 }
 AT = "2025-01-15T11:50:00+01:00"
 VALID: dict[str, tuple[type[msgspec.Struct], list[dict[str, Any]]]] = {
@@ -149,6 +155,40 @@ VALID: dict[str, tuple[type[msgspec.Struct], list[dict[str, Any]]]] = {
             }
         ],
     ),
+    "followup.v1.json": (
+        Followup,
+        [
+            {"response_id": "sms:d1", "occurred_at": AT, "channel": "sms", "nps": 3, "revision": 0},
+            {
+                "response_id": "ivr:c1",
+                "occurred_at": AT,
+                "channel": "ivr",
+                "nps": 8,
+                "revision": 2,
+                "customer_id": "c1",
+                "interaction_id": "i1",
+                "queue": "billing",
+                "agent_id": "a1",
+                "retracted": True,
+            },
+        ],
+    ),
+    "kpi_snapshot.v1.json": (
+        KpiSnapshot,
+        [
+            {
+                "window": "1h",
+                "kind": "q",
+                "channel": "all",
+                "queue": "billing",
+                "kpis": {"nps": 12.5, "nps_responses": 8, "csat_top2_box_ratio": 0.75},
+                "at": 1736941800.25,
+            },
+            {"window": "5m", "kind": "a", "agent_id": "agent-7", "kpis": {}, "at": 1736941800},
+            {"window": "7d", "kind": "churn", "kpis": {"churn_ratio": 0.02}, "at": 1736941800},
+            {"window": "24h", "kind": "sci", "kpis": {"sci_secure_ratio": 0.4}, "at": 1.0},
+        ],
+    ),
 }
 INVALID: dict[str, list[dict[str, Any]]] = {
     "survey_response.v1.json": [
@@ -179,6 +219,28 @@ INVALID: dict[str, list[dict[str, Any]]] = {
     "raw_ivr.v1.json": [{"call_id": "c", "ended_at": AT, "digits": {"1": 9}}],
     "lifecycle.v1.json": [
         {"event_id": "l", "customer_id": "c", "type": "paused", "occurred_at": AT}
+    ],
+    "followup.v1.json": [
+        {"response_id": "r", "occurred_at": AT, "channel": "web", "nps": 11, "revision": 0},
+        {"response_id": "r", "occurred_at": AT, "channel": "fax", "nps": 3, "revision": 0},
+        {"response_id": "r", "occurred_at": AT, "channel": "web", "nps": 3, "revision": -1},
+        {"response_id": "r", "occurred_at": AT, "channel": "web", "nps": 3},
+        {
+            "response_id": "r",
+            "occurred_at": AT,
+            "channel": "web",
+            "nps": 3,
+            "revision": 1,
+            "retracted": "yes",
+        },
+    ],
+    "kpi_snapshot.v1.json": [
+        {"window": "2h", "kind": "q", "kpis": {}, "at": 1.0},
+        {"window": "1h", "kind": "x", "kpis": {}, "at": 1.0},
+        {"window": "1h", "kind": "q", "kpis": {"nps": "high"}, "at": 1.0},
+        {"window": "1h", "kind": "q", "kpis": {"NPS!": 1.0}, "at": 1.0},
+        {"window": "1h", "kind": "q", "channel": "fax", "kpis": {}, "at": 1.0},
+        {"window": "1h", "kind": "q", "kpis": {}},
     ],
 }
 
@@ -261,6 +323,21 @@ def test_survey_response_fields_follow_the_contract() -> None:
         assert {"type": "integer", "minimum": low, "maximum": high} in scores[kind]["anyOf"]
     assert len(defs["Scores"]["anyOf"]) == 6, "at least one answer is required"
     assert "ani" not in props and "from" not in props and "recipient" not in props
+
+
+def test_followup_documents_the_retraction() -> None:
+    schema = load("followup.v1.json")
+    assert schema["properties"]["retracted"] == {"type": "boolean", "default": False}
+    assert "retracted` true" in schema["description"]
+    assert "comment" not in schema["properties"]
+
+
+def test_the_followup_the_engine_encodes_matches_its_schema() -> None:
+    record = Followup("email:d1", AT, "email", 6, 1, queue="billing", retracted=True)
+    document = json.loads(msgspec.json.encode(record))
+    validator("followup.v1.json").validate(document)
+    assert document["retracted"] is True
+    assert "customer_id" not in document, "omit_defaults: absent ids are left out"
 
 
 def test_raw_sms_uses_the_wire_name_of_the_sender() -> None:

@@ -83,6 +83,22 @@ def test_the_response_id_prefers_the_dispatch_id() -> None:
         ("one", "csat", 1),
         ("7", "ces", 7),
         ("sept", "ces", 7),
+        # what people really send
+        ("9 out of 10", "nps", 9),
+        ("9 OUT OF 10!", "nps", 9),
+        ("nine out of ten", "nps", 9),
+        ("4 out of 5", "csat", 4),
+        ("8 sur 10", "nps", 8),
+        ("8 Sur 10 !", "nps", 8),
+        ("neuf sur dix", "nps", 9),
+        ("4 sur 5", "csat", 4),
+        ("je mets 8", "nps", 8),
+        ("Je mets 10", "nps", 10),
+        ("je mets huit", "nps", 8),
+        ("je mets un 8", "nps", 8),
+        ("je mets une 7", "nps", 7),
+        ("je mets 6 sur 7", "ces", 6),
+        ("un", "csat", 1),
     ],
 )
 def test_readable_replies_are_scores(body: str, survey: str, score: int) -> None:
@@ -93,7 +109,26 @@ def test_readable_replies_are_scores(body: str, survey: str, score: int) -> None
 
 @pytest.mark.parametrize(
     "body",
-    ["STOP", "Stop", "stop", " stop. ", "ARRÊT", "Arrêt", "arret", "UNSUBSCRIBE", "STOP ALL"],
+    [
+        "STOP",
+        "Stop",
+        "stop",
+        " stop. ",
+        "ARRÊT",
+        "Arrêt",
+        "arret",
+        "UNSUBSCRIBE",
+        "STOP ALL",
+        "Stop sending me these",
+        "STOP please",
+        "stop, I already answered 9",
+        "Arrêtez",
+        "arrêtez de m'envoyer ces messages",
+        "ARRETEZ SVP",
+        "Désabonnez-moi",
+        "désinscrire",
+        "...STOP!!!",
+    ],
 )
 def test_stop_words_are_opt_outs(body: str) -> None:
     assert adapt(sms_doc(body=body)) == OptedOut("sms:msg-1")
@@ -114,6 +149,11 @@ def test_stop_words_are_opt_outs(body: str) -> None:
         ("1234", "nps"),
         ("nine or ten", "nps"),
         ("10 out of 10 but I waited 2 hours", "nps"),
+        ("9 out of 5", "nps"),
+        ("8 sur 5", "nps"),
+        ("9/10", "ces"),
+        ("4 sur 10", "csat"),
+        ("9 out of 10 or 8 sur 10", "nps"),
         (f"call me back on {PHONE}", "nps"),
     ],
 )
@@ -191,7 +231,20 @@ def test_an_opt_out_carries_only_the_response_id() -> None:
 
 @pytest.mark.parametrize(
     ("body", "expected"),
-    [("STOP", True), ("arrêter", True), ("stop please", True), ("9", False), ("don't stop", False)],
+    [
+        ("STOP", True),
+        ("arrêter", True),
+        ("stop please", True),
+        ("Stop sending me these", True),
+        ("Arrêtez", True),
+        ("9", False),
+        ("don't stop", False),
+        ("9 stop", False),
+        ("please stop", False),
+        ("stopped by, 9", False),
+        ("arrêtez" * 3, False),
+        ("", False),
+    ],
 )
 def test_is_opt_out(body: str, expected: bool) -> None:
     assert is_opt_out(body) is expected
