@@ -260,6 +260,9 @@ class Settings(BaseSettings):
     # aiokafka) or crc32 (librdkafka's default: kcat, confluent-kafka, Go and .NET clients).
     # A message found on another partition than its id's is re-published there.
     id_partitioner: Literal["murmur2", "crc32"] = "murmur2"
+    # Detractor answers older than this (seconds) get no follow-up (a backfill of old answers
+    # must not ask for call-backs today).
+    followup_max_age: float = 48 * 3600.0
 
     def rocksdb_options(self) -> dict[str, int]:
         """Options of every RocksDB table store (one database per table and partition).

@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from stream.aggregation.dedupe import Decision
-from stream.aggregation.followups import Followup, followup_of
+from stream.aggregation.followups import followup_of
 from stream.aggregation.messages import Entry, IdState
 from stream.channels import Rejected, TimeLimits
 from stream.channels.guard import guarded
 from stream.models import SurveyResponse
+from stream.models.followup import Followup
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ def plan_batch(
     load_states: Callable[[list[bytes]], list[IdState | None]],
     home_of: Callable[[bytes], int],
     owner_of: Callable[[str], int],
+    followup_max_age: float = 48 * 3600.0,
 ) -> Stage1Plan:
     """Plan a batch of `(offset, value)` records of source `src` ("topic:partition").
 
@@ -59,6 +61,7 @@ def plan_batch(
     from one partition in one order, which a replay after a crash repeats.
     """
     plan = Stage1Plan()
+    now = limits.now.timestamp()
     parsed: list[tuple[int, Parsed]] = []
     for index, (offset, value) in enumerate(records):
         outcome = guarded(parse, value, limits)
@@ -81,7 +84,9 @@ def plan_batch(
         for entry in decision.entries:
             plan.partials[owner_of(entry.segment)].append(entry)
         if decision.outcome in ("accepted", "revised") and p.response is not None:
-            followup = followup_of(p.response)
+            assert decision.state is not None
+            previous = decision.state.previous if decision.outcome == "revised" else None
+            followup = followup_of(p.response, previous, now, followup_max_age)
             if followup is not None:
                 plan.followups.append(followup)
     return plan

@@ -191,7 +191,7 @@ class KpiEngine:
         plan = plan_batch(
             src, partition, [(r.offset, r.value) for r in records], parse,
             app.settings.time_limits(), lambda keys: table.get_many(partition, keys),
-            self.home_of, self.owner_of,
+            self.home_of, self.owner_of, app.settings.followup_max_age,
         )  # fmt: skip
         producer = app.producer
         sent: list[Awaitable[Any]] = [await reject(app, records[i], r) for i, r in plan.rejected]
