@@ -221,40 +221,49 @@ class BatchRouter:
                     await consumer.seek(tp, self.next.get(tp, self.starts.get(tp, 0)))
 
     @contextlib.asynccontextmanager
-    async def working(self, batch: RecordBatch) -> AsyncIterator[bool]:
-        """Around an agent's work on `batch`: yields whether to do it; once the block ends
-        without error the batch's offsets may be committed.
+    async def working(self, taken: Sequence[RecordBatch]) -> AsyncIterator[list[RecordBatch]]:
+        """Around an agent's work on the batches it took: yields what to do, one batch per
+        partition (consecutive batches of a partition merged); once the block ends without
+        error their offsets may be committed.
 
-        Not done: a batch of an older generation (its partition may be another worker's
-        now), and one that does not start where the partition's last finished batch ended
-        (one before it was lost, e.g. cleared from the agent's queue): the partition is then
-        sought back, so a commit never covers an offset no agent finished.
+        Left out: batches of an older generation (their partition may be another worker's
+        now), and a batch that does not start where its partition's last finished batch
+        ended (one before it was lost, e.g. cleared from the agent's queue): the partition is
+        then sought back, so a commit never covers an offset no agent finished.
         """
-        tp = batch.tp
-        current = batch.generation == self.app.consumer_generation_id == self.generation
-        contiguous = current and int(batch.records[0].offset) == self.position(tp)
+        generation = self.app.consumer_generation_id
+        merged: dict[TP, RecordBatch] = {}
+        behind: dict[TP, int] = {}  # partitions to read again from their finished offset
+        for batch in taken:
+            tp = batch.tp
+            if not (batch.generation == generation == self.generation) or tp in behind:
+                continue
+            ahead = merged.get(tp)
+            expected = ahead.end if ahead is not None else self.position(tp)
+            if int(batch.records[0].offset) != expected:
+                behind[tp] = self.position(tp)
+                merged.pop(tp, None)
+                continue
+            records = [*ahead.records, *batch.records] if ahead is not None else batch.records
+            merged[tp] = RecordBatch(tp, records, generation)
         self.busy += 1
         self.idle.clear()
         try:
-            yield contiguous
-            if contiguous and self.app.consumer_generation_id == batch.generation:
-                self.done[tp] = batch.end
+            yield list(merged.values())
+            if self.app.consumer_generation_id == generation:
+                for tp, batch in merged.items():
+                    self.done[tp] = batch.end
         finally:
             self.busy -= 1
             if not self.busy:
                 self.idle.set()
-        if current and not contiguous:
-            consumer = started_consumer(self.app)
+        consumer = started_consumer(self.app)
+        for tp, offset in behind.items():
             if consumer is not None and tp in consumer.assignment():
-                self.next[tp] = self.position(tp)
-                log.info(
-                    "%s: batch at %d, expected %d: reading again",
-                    tp,
-                    batch.records[0].offset,
-                    self.next[tp],
-                )
+                self.next[tp] = offset
+                log.info("%s: a batch was lost before this one: reading again from %d", tp, offset)
                 with contextlib.suppress(IllegalStateError):
-                    await consumer.seek(tp, self.next[tp])
+                    await consumer.seek(tp, offset)
 
     def committable(self, tp: TP) -> int | None:
         if self.generation != self.app.consumer_generation_id:
@@ -459,8 +468,13 @@ class CodecTable(faust.Table):
 
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
         """Write (None: delete) `values` in `partition`'s store and queue their changelog."""
+        encoded = self.write_store(partition, values)
+        self.pending += [(partition, key, raw) for key, raw in encoded.items()]
+
+    def write_store(self, partition: int, values: Mapping[bytes, Any]) -> dict[bytes, bytes | None]:
+        """Write (None: delete) `values` in `partition`'s store only; the encoded values."""
         if not values:
-            return
+            return {}
         encoded = {k: None if v is None else self.encode(v) for k, v in values.items()}
         if self.on_rocksdb:
             from rocksdict import WriteBatch
@@ -479,8 +493,8 @@ class CodecTable(faust.Table):
                     data.pop(key, None)
                 else:
                     data[key] = value
-        self.pending += [(partition, key, raw) for key, raw in encoded.items()]
         self.writes += len(encoded)
+        return encoded
 
     def raw_items(self, partition: int) -> Iterable[tuple[bytes, bytes]]:
         """Undecoded items of a partition's RocksDB database (Faust's own bookkeeping too)."""
@@ -554,8 +568,7 @@ class DeltaLogTable(CodecTable):
         return super()._new_changelog_topic(**kwargs)
 
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
-        super().put_many(partition, values)
-        self.pending.clear()  # the store only: deltas are logged per batch
+        self.write_store(partition, values)  # the store only: deltas are logged per batch
 
     def log_deltas(self, partition: int, key: bytes, deltas: bytes) -> None:
         self.pending.append((partition, key, deltas))

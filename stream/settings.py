@@ -260,6 +260,9 @@ class Settings(BaseSettings):
     # aiokafka) or crc32 (librdkafka's default: kcat, confluent-kafka, Go and .NET clients).
     # A message found on another partition than its id's is re-published there.
     id_partitioner: Literal["murmur2", "crc32"] = "murmur2"
+    # Agents take what arrived within this many milliseconds as one batch (per partition):
+    # fewer sends and waits under a small load, at most this much added latency per stage.
+    batch_linger_ms: float = 100.0
     # Detractor answers older than this (seconds) get no follow-up (a backfill of old answers
     # must not ask for call-backs today).
     followup_max_age: float = 48 * 3600.0

@@ -13,13 +13,18 @@ from stream.pipeline.app import CxApp
 # Batches queued per agent while it works on one: fetching goes on meanwhile, and a full
 # queue holds the fetch loop back (backpressure).
 QUEUED_BATCHES = 4
+# An agent takes at most this many partition batches at once (all partitions of a few
+# fetches), or what came within the linger time: one round of sends and waits for all.
+TAKE_BATCHES = 16
 
 
 def batch_agent(
-    app: CxApp, topic: str, name: str, handle: Callable[[RecordBatch], Awaitable[None]]
+    app: CxApp, topic: str, name: str, handle: Callable[[list[RecordBatch]], Awaitable[None]]
 ) -> None:
-    """Subscribe to `topic` (without a Faust stream) and run `handle` on each of its batches
-    in an agent. A batch's offsets may commit once `handle` returned for it."""
+    """Subscribe to `topic` (without a Faust stream) and run `handle` in an agent on what it
+    takes: one batch per partition, from whatever arrived within `CX_BATCH_LINGER_MS` (a
+    small load then pays the per-batch sends and waits once per linger, not per message).
+    The batches' offsets may commit once `handle` returned."""
     router: BatchRouter = app.batch_router
     channel: faust.ChannelT[RecordBatch] = app.channel(maxsize=QUEUED_BATCHES)
 
@@ -29,10 +34,12 @@ def batch_agent(
     router.route(topic, deliver)
     app.topics.add(app.topics_by_name[topic])
 
+    linger = app.settings.batch_linger_ms / 1000
+
     async def agent(stream: faust.StreamT[RecordBatch]) -> None:
-        async for batch in stream:
-            async with router.working(batch) as current:
-                if current:
-                    await handle(batch)
+        async for taken in stream.take(TAKE_BATCHES, within=linger):
+            async with router.working(taken) as batches:
+                if batches:
+                    await handle(batches)
 
     app.agent(channel, name=name)(agent)

@@ -13,6 +13,7 @@ Step 2 before 3 means a state in the changelog implies its partials are in Kafka
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Iterator
@@ -174,49 +175,60 @@ class KpiEngine:
         table = _table(self.app, f"ids-{name}", ID_STATE, _decode_id_state,
                        options=self.app.settings.rocksdb_options())  # fmt: skip
 
-        async def handle(batch: RecordBatch) -> None:
-            await self._stage1_batch(batch, source, table, parse)
+        async def handle(batches: list[RecordBatch]) -> None:
+            await self._stage1_batches(batches, source, table, parse)
             if sweep:
-                await self._sweep_ids(name, table, batch.tp.partition)
+                for batch in batches:
+                    await self._sweep_ids(name, table, batch.tp.partition)
 
         batch_agent(self.app, source, f"stage1-{name}", handle)
 
-    async def _stage1_batch(
-        self, batch: RecordBatch, source: str, table: CodecTable, parse: Parser
+    async def _stage1_batches(
+        self, batches: list[RecordBatch], source: str, table: CodecTable, parse: Parser
     ) -> None:
+        """Plan each partition's batch, send everything the plans produce and wait for it
+        once, then write every partition's id states and wait for them once."""
         app = self.app
-        partition = batch.tp.partition
-        records = batch.records
-        src = f"{batch.tp.topic}:{partition}"
-        plan = plan_batch(
-            src, partition, [(r.offset, r.value) for r in records], parse,
-            app.settings.time_limits(), lambda keys: table.get_many(partition, keys),
-            self.home_of, self.owner_of, app.settings.followup_max_age,
-        )  # fmt: skip
+        limits = app.settings.time_limits()
         producer = app.producer
-        sent: list[Awaitable[Any]] = [await reject(app, records[i], r) for i, r in plan.rejected]
-        for index, key, home in plan.misrouted:
-            sent.append(await producer.send(source, key, records[index].value, home, None, None))
-        batches: list[Sent] = []
-        for dest, entries in plan.partials.items():
-            value = _encode(Partial(src, entries))
-            batches += await send_batched(app, self.names.partials, dest, [(None, value)])
+        metrics = app.metrics
+        sent: list[Awaitable[Any]] = []
+        outgoing: list[Sent] = []
         followups: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
-        for f in plan.followups:
-            key = f.response_id.encode()
-            followups[self.home_of(key)].append((key, _encode_json(f)))
-        for partition_, items in followups.items():
-            batches += await send_batched(app, self.names.followups, partition_, items)
+        states: list[tuple[int, dict[bytes, IdState]]] = []
+        for batch in batches:
+            partition = batch.tp.partition
+            records = batch.records
+            src = f"{batch.tp.topic}:{partition}"
+            plan = plan_batch(
+                src, partition, [(r.offset, r.value) for r in records], parse, limits,
+                functools.partial(table.get_many, partition),
+                self.home_of, self.owner_of, app.settings.followup_max_age,
+            )  # fmt: skip
+            sent += [await reject(app, records[i], why) for i, why in plan.rejected]
+            for index, key, home in plan.misrouted:
+                sent.append(
+                    await producer.send(source, key, records[index].value, home, None, None)
+                )
+            for dest, entries in plan.partials.items():
+                value = _encode(Partial(src, entries))
+                outgoing += await send_batched(app, self.names.partials, dest, [(None, value)])
+            for f in plan.followups:
+                key = f.response_id.encode()
+                followups[self.home_of(key)].append((key, _encode_json(f)))
+            metrics.written(self.names.partials, len(plan.partials))
+            metrics.written(self.names.followups, len(plan.followups))
+            metrics.written(source, len(plan.misrouted))
+            for outcome, n in plan.outcomes.items():
+                metrics.count(source, outcome, n)
+            states.append((partition, plan.states))
+        for partition, items in followups.items():
+            outgoing += await send_batched(app, self.names.followups, partition, items)
         if sent:
             await asyncio.gather(*sent)
-        await confirmed(batches)
-        metrics = app.metrics
-        metrics.written(self.names.partials, len(plan.partials))
-        metrics.written(self.names.followups, len(plan.followups))
-        metrics.written(source, len(plan.misrouted))
-        for outcome, n in plan.outcomes.items():
-            metrics.count(source, outcome, n)
-        table.put_many(partition, plan.states)
+        await confirmed(outgoing)
+        for partition, written in states:
+            table.put_many(partition, written)
         metrics.written(table.name, await table.confirm_changelog())
 
     async def _sweep_ids(self, name: str, table: CodecTable, partition: int) -> None:
@@ -238,7 +250,13 @@ class KpiEngine:
     def table_for(self, key: bytes) -> CodecTable:
         return self.customers if key.startswith(b"c|") else self.buckets
 
-    async def aggregate(self, batch: RecordBatch) -> None:
+    async def aggregate(self, batches: list[RecordBatch]) -> None:
+        for batch in batches:
+            self._aggregate_batch(batch)
+        for table in (self.buckets, self.customers):
+            self.app.metrics.written(table.name, await table.confirm_changelog())
+
+    def _aggregate_batch(self, batch: RecordBatch) -> None:
         partition = batch.tp.partition
         now = time.time()
         partials = []
@@ -259,8 +277,10 @@ class KpiEngine:
         if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
             self._last_expiry[partition] = now
             self._expire(partition, now)
-        for table in (self.buckets, self.customers):
-            self.app.metrics.written(table.name, await table.confirm_changelog())
+        self.changed(changed)
+
+    def changed(self, keys: set[bytes]) -> None:
+        """Hook for the read side: the bucket keys a batch changed (see KpiReader)."""
 
     def _replay_customers(self, partition: int, values: list[bytes]) -> None:
         """Apply logged customer deltas (recovery, standbys) as `aggregate` did."""

@@ -68,21 +68,21 @@ async def reject(app: CxApp, record: Any, rejected: Rejected) -> Awaitable[Any]:
 def register_normalisers(app: CxApp) -> None:
     for topic, adapter in adapters(app).items():
 
-        async def handle(batch: RecordBatch, adapter: Adapter = adapter) -> None:
-            await normalise_batch(app, adapter, batch)
+        async def handle(batches: list[RecordBatch], adapter: Adapter = adapter) -> None:
+            await normalise_batches(app, adapter, batches)
 
         batch_agent(app, topic, f"normalise-{topic}", handle)
 
 
-async def normalise_batch(app: CxApp, adapter: Adapter, batch: RecordBatch) -> None:
-    """Adapt a batch and wait until the broker has every response and dead letter it made:
-    only then may the batch's offsets commit, so a crash never loses one."""
+async def normalise_batches(app: CxApp, adapter: Adapter, batches: list[RecordBatch]) -> None:
+    """Adapt the batches and wait until the broker has every response and dead letter they
+    made: only then may their offsets commit, so a crash never loses one."""
     limits = app.settings.time_limits()
     sent: list[Awaitable[Any]] = []
     counts: Counter[str] = Counter()
     settings = app.settings
     canonical: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
-    for record in batch.records:
+    for record in (r for batch in batches for r in batch.records):
         outcome = guarded(adapter, record.value, limits)
         if isinstance(outcome, Accepted):
             key = outcome.response.response_id.encode()
@@ -94,13 +94,13 @@ async def normalise_batch(app: CxApp, adapter: Adapter, batch: RecordBatch) -> N
             counts["opted_out"] += 1
         else:
             sent.append(await reject(app, record, outcome))
-    batches = [
+    outgoing = [
         one
         for partition, items in canonical.items()
         for one in await send_batched(app, app.names.responses, partition, items)
     ]
     for outcome_name, n in counts.items():
-        app.metrics.count(batch.tp.topic, outcome_name, n)
+        app.metrics.count(batches[0].tp.topic, outcome_name, n)
     if sent:
         await asyncio.gather(*sent)
-    await confirmed(batches)
+    await confirmed(outgoing)

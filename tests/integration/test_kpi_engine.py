@@ -125,14 +125,27 @@ async def test_tables_equal_batch_computation(
 
     dead = await read_exactly(kafka_bootstrap, topic_prefix + "deadletter", traffic.too_old)
     assert {json.loads(r.value)["reason"] for r in dead} == {"too_old"}
-    # One follow-up per detractor answer: every id whose counted answer is a detractor has one,
-    # and only ids that had a detractor answer at some revision do.
+    # Follow-ups: a call-back per recent detractor answer (at most CX_FOLLOWUP_MAX_AGE, 48 h,
+    # old), a retraction when a revision took the id out of detractor range. The latest record
+    # of an id is its state: open for every id whose counted answer is a recent detractor,
+    # retracted (or absent) for every id whose counted answer is no detractor.
     winners = winning_responses(traffic.responses)
-    must = {rid for rid, r in winners.items() if r["scores"].get("nps", 10) <= 6 and not too_old(r)}
-    may = {r["response_id"] for r in traffic.responses if r["scores"].get("nps", 10) <= 6}
+    recent = time.time() - 48 * 3600 + 60  # a minute of margin for the worker's own clock
+
+    def detractor(r: dict) -> bool:
+        return r["scores"].get("nps", 10) <= 6
+
+    must = {rid for rid, r in winners.items() if detractor(r) and epoch(r["occurred_at"]) > recent}
+    may = {r["response_id"] for r in traffic.responses if detractor(r)}
     followups = await read_exactly(kafka_bootstrap, topic_prefix + "followups", len(must))
-    keys = {r.key.decode() for r in followups}
-    assert must <= keys <= may
+    latest = {r.key.decode(): json.loads(r.value) for r in followups}  # in offset order per key
+    open_ids = {rid for rid, f in latest.items() if not f.get("retracted")}
+    assert must <= open_ids <= may
+    for rid, r in winners.items():
+        if not detractor(r) and rid in latest:
+            assert latest[rid]["retracted"], rid
+    for f in (json.loads(r.value) for r in followups):
+        assert f.get("retracted") or epoch(f["occurred_at"]) > recent - 120
     assert all(b"comment" not in r.value and b"+33" not in r.value for r in followups)
 
     # Snapshots carry the same KPIs as the tables at their own time.

@@ -68,9 +68,7 @@ def test_the_planner_publishes_call_backs_and_retractions() -> None:
     def parse(raw: bytes, limits: TimeLimits) -> Parsed:
         r = answers[int(raw)]
         new = contribution(r)
-        return Parsed(
-            b"r-1", lambda s, src, o: decide_revision(s, src, o, r.revision, new), r
-        )
+        return Parsed(b"r-1", lambda s, src, o: decide_revision(s, src, o, r.revision, new), r)
 
     limits = TimeLimits(now=NOW, max_future=timedelta(minutes=5), max_age=timedelta(days=8))
     plan = plan_batch(

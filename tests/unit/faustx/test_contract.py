@@ -59,3 +59,43 @@ def test_an_unknown_faust_version_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(faustx, "version", lambda name: "0.16.0")
     with pytest.raises(faustx.IncompatibleFaust, match=r"faust-streaming 0\.16\.0"):
         faustx.check()
+
+
+def delta_table(tmp_path, replayed: list, store: str = "memory://local") -> faustx.DeltaLogTable:  # type: ignore[no-untyped-def]
+    app = create_app(Settings(data_dir=tmp_path), KafkaSettings())
+    return faustx.DeltaLogTable(
+        app, replay=lambda partition, values: replayed.append((partition, values)),
+        retention=3600.0, value_codec="raw", encode=lambda v: v, decode=lambda b: b,
+        name="deltas", store=store, partitions=4,
+    )  # fmt: skip
+
+
+def test_a_delta_table_logs_every_batch_and_writes_its_store_without_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    table = delta_table(tmp_path, [])
+    table.log_deltas(0, b"0@10", b"first")
+    table.put_many(0, {b"c|1": b"state"})  # stores never queue records here
+    table.log_deltas(1, b"1@20", b"second")
+    table.put_many(1, {b"c|1": None})
+    assert [(p, k) for p, k, _ in table.pending] == [(0, b"0@10"), (1, b"1@20")]
+    topic = table.changelog_topic
+    assert topic.compacting is False and topic.deleting is True
+    assert topic.retention == 3600.0
+
+
+def test_a_delta_table_replays_its_changelog_by_partition(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    replayed: list = []
+    table = delta_table(tmp_path, replayed, store="rocksdb://")
+    tp = TP(table.changelog_topic.get_topic_name(), 2)
+
+    def event(offset: int, value: bytes | None):  # type: ignore[no-untyped-def]
+        return SimpleNamespace(
+            message=SimpleNamespace(tp=tp, partition=2, offset=offset, value=value)
+        )
+
+    table.apply_changelog_batch([event(5, b"a"), event(6, None), event(7, b"b")])
+    assert replayed == [(2, [b"a", b"b"])]
+    assert table.data.persisted_offset(tp) == 7

@@ -113,12 +113,12 @@ async def test_only_finished_batches_commit_and_a_new_generation_starts_over() -
     await take(router, consumer, records(A, 5, 6))
     first, second = got
     assert router.committable(A) is None
-    async with router.working(first) as go:
-        assert go
+    async with router.working([first]) as todo:
+        assert todo == [first]
         assert router.committable(A) is None  # in progress: nothing to commit yet
     assert router.committable(A) == 5
     with pytest.raises(RuntimeError):
-        async with router.working(second):
+        async with router.working([second]):
             raise RuntimeError("the agent failed")
     assert router.committable(A) == 5  # a failed batch is never committed
     router.app.consumer_generation_id = 2
@@ -131,8 +131,8 @@ async def test_a_batch_after_a_lost_one_is_not_done_and_the_partition_is_read_ag
     await take(router, consumer, records(A, 5, 6))
     _lost, after = got
     consumer.seeks.clear()
-    async with router.working(after) as go:
-        assert not go  # 3-4 never finished: 5-6 must not be committed
+    async with router.working([after]) as todo:
+        assert todo == []  # 3-4 never finished: 5-6 must not be committed
     assert router.committable(A) is None and consumer.seeks == [(A, 3)]
     await take(router, consumer, records(A, 3, 4, 5))
     assert offsets(got)[-1] == (0, [3, 4, 5])
@@ -153,6 +153,24 @@ async def test_lag_position_is_the_finished_offset() -> None:
     router, consumer, got = await make({A}, {A: 3})
     assert router.position(A) == 3
     await take(router, consumer, records(A, 3, 4))
-    async with router.working(got[0]):
+    async with router.working(got[:1]):
         pass
     assert router.position(A) == 5
+
+
+async def test_consecutive_batches_of_a_partition_are_merged_and_done_together() -> None:
+    router, consumer, got = await make({A, B}, {A: 3, B: 0})
+    await take(router, consumer, records(A, 3, 4), records(B, 0))
+    await take(router, consumer, records(A, 5))
+    async with router.working(got) as todo:
+        assert offsets(todo) == [(0, [3, 4, 5]), (1, [0])]
+    assert (router.committable(A), router.committable(B)) == (6, 1)
+
+
+async def test_batches_of_an_older_generation_are_left_out() -> None:
+    router, consumer, got = await make({A}, {A: 3})
+    await take(router, consumer, records(A, 3, 4))
+    router.app.consumer_generation_id = 2
+    async with router.working(got) as todo:
+        assert todo == []
+    assert router.committable(A) is None
