@@ -26,6 +26,30 @@ class Partial(msgspec.Struct, array_like=True):
     entries: list[Entry]
 
 
+# Entries per partial record: about 60 bytes each, so a record stays far below the broker's
+# 1 MB message limit whatever the batch size.
+MAX_ENTRIES = 4000
+
+
+def split_partial(partial: Partial, max_entries: int = MAX_ENTRIES) -> list[Partial]:
+    """`partial` as consecutive partials of at most `max_entries` entries (more when one
+    source message has more), never splitting one offset's entries: stage 2 compares an
+    entry with its key's mark as it stood before the partial, so a revision's removal and
+    addition must travel together."""
+    entries = partial.entries
+    if len(entries) <= max_entries:
+        return [partial]
+    out: list[Partial] = []
+    start = 0
+    while start < len(entries):
+        end = min(start + max_entries, len(entries))
+        while end < len(entries) and entries[end].offset == entries[end - 1].offset:
+            end += 1
+        out.append(Partial(partial.src, entries[start:end]))
+        start = end
+    return out
+
+
 class Contribution(msgspec.Struct, array_like=True):
     t: float
     segments: list[str]

@@ -24,12 +24,14 @@ import msgspec
 from stream.aggregation.buckets import KeyPlan, expired, parse_key
 from stream.aggregation.dedupe import decide_lifecycle, decide_once, decide_revision
 from stream.aggregation.messages import (
+    MAX_ENTRIES,
     BucketState,
     Contribution,
     IdState,
     Partial,
     id_partition,
     owner_partition,
+    split_partial,
 )
 from stream.aggregation.stage1 import Parsed, Parser, plan_batch
 from stream.aggregation.stage2 import apply_batch, copy_state, keys_touched
@@ -211,12 +213,12 @@ class KpiEngine:
                     await producer.send(source, key, records[index].value, home, None, None)
                 )
             for dest, entries in plan.partials.items():
-                value = _encode(Partial(src, entries))
-                outgoing += await send_batched(app, self.names.partials, dest, [(None, value)])
+                values = [(None, _encode(p)) for p in split_partial(Partial(src, entries))]
+                outgoing += await send_batched(app, self.names.partials, dest, values)
+                metrics.written(self.names.partials, len(values))
             for f in plan.followups:
                 key = f.response_id.encode()
                 followups[self.home_of(key)].append((key, _encode_json(f)))
-            metrics.written(self.names.partials, len(plan.partials))
             metrics.written(self.names.followups, len(plan.followups))
             metrics.written(source, len(plan.misrouted))
             for outcome, n in plan.outcomes.items():
@@ -270,9 +272,8 @@ class KpiEngine:
         changed = apply_batch(states, partials, plan, self.member_limits)
         for table in (self.buckets, self.customers):
             table.put_many(partition, {k: states[k] for k in changed if self.table_for(k) is table})
-        deltas = customer_partials(partials)
-        if deltas:
-            key = f"{partition}@{batch.records[0].offset}".encode()
+        for chunk, deltas in enumerate(customer_chunks(partials)):
+            key = f"{partition}@{batch.records[0].offset}#{chunk}".encode()
             self.customers.log_deltas(partition, key, _encode(deltas))
         if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
             self._last_expiry[partition] = now
@@ -333,14 +334,20 @@ class KpiEngine:
                 yield key, state
 
 
-def customer_partials(partials: list[Partial]) -> list[Partial]:
-    """The customer entries of `partials` (what the customers' delta log keeps)."""
-    out = []
+def customer_chunks(partials: list[Partial]) -> list[list[Partial]]:
+    """The customer entries of `partials` (what the customers' delta log keeps), as records
+    of at most about MAX_ENTRIES entries each."""
+    chunks: list[list[Partial]] = [[]]
+    size = 0
     for partial in partials:
         entries = [e for e in partial.entries if is_customer(e.segment)]
-        if entries:
-            out.append(Partial(partial.src, entries))
-    return out
+        for piece in split_partial(Partial(partial.src, entries)) if entries else []:
+            if size and size + len(piece.entries) > MAX_ENTRIES:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(piece)
+            size += len(piece.entries)
+    return [chunk for chunk in chunks if chunk]
 
 
 def _forgettable(raw: object, horizon: float) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from stream.aggregation.buckets import (
     AFTER,
     ALL_TIME,
@@ -111,3 +113,24 @@ def test_churn_ignores_events_after_now() -> None:
     result = churn.churn(vectors[(CHURN, "5m")], vectors[(CHURN, ALL_TIME)], after)
     # 2 customers active at the window start, 1 of them cancelled: 0.5.
     assert result == churn.Churn(0.5, 1, 2)
+
+
+def test_a_large_partial_splits_at_offset_boundaries_and_applies_the_same() -> None:
+    from stream.aggregation.messages import split_partial
+
+    t = NOW - 10
+    entries = []
+    for offset in range(50):  # each message: a removal and an addition at one offset
+        entries += [Entry(offset, SEG, t, [s.N, -1]), Entry(offset, SEG, t, [s.N, 1, s.NPS + 9, 1])]
+    whole = Partial(SRC, entries)
+    pieces = split_partial(whole, max_entries=7)
+    assert [e for p in pieces for e in p.entries] == entries
+    assert all(len(p.entries) <= 8 for p in pieces)
+    for left, right in itertools.pairwise(pieces):
+        assert left.entries[-1].offset < right.entries[0].offset  # never one offset in two
+    one: dict = {}
+    apply_partial(one, whole, NOW)
+    split: dict = {}
+    for piece in pieces:
+        apply_partial(split, piece, NOW)
+    assert split == one
