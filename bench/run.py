@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.chart import draw
 from bench.common import client_kwargs, counted, preload, wait_counted
+from bench.cpu import cpu_seconds, records_written, steady_load_run
 from bench.faust_floor import floor_run
 from bench.kstreams_peer import run_kstreams
 from bench.latency import latency_run
@@ -100,12 +101,15 @@ async def worker_run(bootstrap: str, prefix: str, count: int, workdir: Path) -> 
     worker = Worker(bootstrap=bootstrap, prefix=prefix, data_dir=workdir / "worker",
                     app_id=f"{prefix}app", extra_env={"CX_SNAPSHOT_INTERVAL": "3600"})  # fmt: skip
     worker.start(wait_for_partitions=4, timeout=180)
+    assert worker.process is not None
+    cpu_before = cpu_seconds(worker.process.pid)
     began = time.perf_counter()
     try:
         await wait_counted(worker, count)
         elapsed = time.perf_counter() - began
-        assert worker.process is not None
+        cpu = cpu_seconds(worker.process.pid) - cpu_before
         peak = rss_bytes(worker.process.pid, "VmHWM:")
+        written = records_written(worker.metrics())
         # One /kpi request once drained: what a scrape of this state costs (see latency).
         asked = time.perf_counter()
         final = counted(worker)
@@ -113,8 +117,15 @@ async def worker_run(bootstrap: str, prefix: str, count: int, workdir: Path) -> 
     finally:
         worker.stop()
     records = await changelog_records(bootstrap, worker.app_id, 4)
+    by_topic = {topic: n / count for topic, n in sorted(written.items())}
+    aggregates = ("kpi-buckets", "kpi-customers", f"{prefix}internal.kpi-partials")
+    internal = [t for t in by_topic if t.startswith(("ids-", "kpi-")) or t in aggregates]
     return {"events": final, "seconds": elapsed, "events_per_s": count / elapsed,
+            "cpu_seconds": cpu, "cpu_us_per_message_drain": cpu / count * 1e6,
             "peak_rss_bytes": peak, "changelog_records_per_event": records / count,
+            "records_per_event_by_topic": by_topic,
+            "records_per_event": sum(by_topic[t] for t in internal),
+            "aggregate_records_per_event": sum(by_topic.get(t, 0.0) for t in aggregates),
             "kpi_request_seconds_after_drain": kpi_seconds}  # fmt: skip
 
 
@@ -146,6 +157,36 @@ def kstreams_run(drain: Drain, prefix: str, a_counts: Counts) -> dict[str, Any]:
             **runs}  # fmt: skip
 
 
+def latency_p99s(
+    args: argparse.Namespace, latency: dict[str, Any], sustained: dict[str, Any] | None
+) -> dict[str, float]:
+    """p99 produce -> /metrics per (offered rate, scrape interval)."""
+    out = {f"{args.latency_rate:.0f}_per_s_scrape_{args.scrape_interval:g}s": latency["p99_ms"]}
+    if sustained is not None:
+        key = f"{args.sustained_rate:.0f}_per_s_scrape_{args.sustained_scrape_interval:g}s"
+        out[key] = sustained["p99_ms"]
+    return out
+
+
+async def quix_run(kafka: KafkaSettings, args: argparse.Namespace, prefix: str, topic: str,
+                   a_counts: Counts, late_grace: int, workdir: Path) -> dict[str, Any]:  # fmt: skip
+    """(C) on the first `--peer-events` responses of the same workload, preloaded to a topic of
+    its own and counted by A there too (C's counts must equal A's on what C read)."""
+    events = min(args.events, 200_000) if args.peer_events is None else args.peer_events
+    if events >= args.events:
+        drain = peer_drain(kafka, topic, args.events, late_grace, workdir)
+        return peer_run(drain, prefix, a_counts) | {"events_of_its_run": args.events}
+    own = Settings(topic_prefix=f"{prefix.rstrip('.')}quix.")
+    await ensure_topics(own, kafka)
+    peer_topic = own.topic("responses")
+    await preload(kafka.bootstrap_servers, peer_topic, responses(events))
+    a_own, own_counts = await ceiling(kafka.bootstrap_servers, peer_topic, events)
+    drain = peer_drain(kafka, peer_topic, events, late_grace, workdir)
+    return peer_run(drain, f"{prefix}own", own_counts) | {
+        "events_of_its_run": events, "A_on_its_run_events_per_s": a_own["events_per_s"],
+    }  # fmt: skip
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="N preloaded responses")
@@ -157,7 +198,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a second latency run at a load the worker keeps up with (0 skips)",
     )  # fmt: skip
     parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--scrape-interval", type=float, default=0.1, help="seconds")
+    parser.add_argument(
+        "--scrape-interval", type=float, default=1.0, help="seconds, at --latency-rate"
+    )
+    parser.add_argument(
+        "--sustained-scrape-interval", type=float, default=0.1, help="seconds, at --sustained-rate"
+    )
+    parser.add_argument(
+        "--peer-events", type=int,
+        help="responses of C's own run (default min(N, 200000)): Quix Streams drains ~500/s "
+        "here, so 1M would take half an hour; its counts are checked against A on that topic",
+    )  # fmt: skip
+    parser.add_argument(
+        "--simulate-rate", type=float, default=200.0,
+        help="the steady-load CPU phase's `simulate --rate` (0 skips)",
+    )  # fmt: skip
     parser.add_argument(
         "--rss-events", type=int, help="M per memory round (default min(N, 100000)); 0 skips"
     )
@@ -178,16 +233,22 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     b = await worker_run(kafka.bootstrap_servers, prefix, args.events, workdir)
     f = floor_run(topic, args.events, f"{prefix}floor", workdir)
     drain = peer_drain(kafka, topic, args.events, settings.late_grace_seconds, workdir)
-    c = peer_run(drain, prefix, a_counts)
     d = kstreams_run(drain, prefix, a_counts)
+    c = await quix_run(kafka, args, prefix, topic, a_counts, settings.late_grace_seconds, workdir)
     latency = await latency_run(
         kafka, args.latency_rate, args.latency_seconds, args.scrape_interval, workdir
     )
     sustained = (
         await latency_run(
-            kafka, args.sustained_rate, args.latency_seconds, args.scrape_interval, workdir
+            kafka, args.sustained_rate, args.latency_seconds, args.sustained_scrape_interval,
+            workdir,
         )
         if args.sustained_rate > 0
+        else None
+    )  # fmt: skip
+    steady = (
+        await steady_load_run(kafka, args.simulate_rate, args.latency_seconds, workdir)
+        if args.simulate_rate > 0
         else None
     )
     rss_events = min(args.events, 100_000) if args.rss_events is None else args.rss_events
@@ -206,8 +267,14 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ratio_B_over_F": b["events_per_s"] / f["events_per_s"],
         "ratio_B_over_C": b["events_per_s"] / c["events_per_s"],
         "ratio_B_over_D": b["events_per_s"] / d["events_per_s"],
+        "records_per_event": b["records_per_event"],
+        "aggregate_records_per_event": b["aggregate_records_per_event"],
         "latency": latency,
         "latency_sustained": sustained,
+        "latency_p99_ms": latency_p99s(args, latency, sustained),
+        "steady_load": steady,
+        "cpu_us_per_message_drain": b["cpu_us_per_message_drain"],
+        "cpu_us_per_message_at_300_per_s": steady["cpu_us_per_message"] if steady else None,
         "memory": memory,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }

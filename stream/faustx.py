@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka.errors import IllegalStateError
+from faust.sensors.monitor import Monitor
 from faust.stores import memory as memory_store
 from faust.stores import rocksdb as rocksdb_store
 from faust.tables.base import Collection
@@ -73,6 +74,11 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (Collection, "_new_changelog_topic", ("self",)),
     (Collection, "apply_changelog_batch", ("self", "batch")),
     (faust.App, "consumer_generation_id", None),
+    (faust.App, "_consumer", None),
+    (aiokafka_driver.Producer, "_ensure_producer", ("self",)),
+    (rocksdb_store.Store, "_dbs", None),
+    (rocksdb_store.Store, "offset_key", None),
+    (Monitor, "stream_inbound_time", None),
 ]
 
 

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -89,6 +89,8 @@ class KpiEngine:
         self.member_limits = app.settings.member_limits()
         self.partitioner = app.settings.id_partitioner
         self._owners: dict[str, int] = {}
+        # Told the bucket keys each stage-2 batch changed (the read side sets it: KpiReader).
+        self.on_changed: Callable[[set[bytes]], None] = lambda keys: None
         # Not "memory://": Faust tests the store URL's truth value, and yarl finds that one
         # empty, so the table would silently fall back to the app's RocksDB store.
         self.buckets = _table(app, "kpi-buckets", BUCKET_STATE, _decode_bucket_state,
@@ -278,10 +280,7 @@ class KpiEngine:
         if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
             self._last_expiry[partition] = now
             self._expire(partition, now)
-        self.changed(changed)
-
-    def changed(self, keys: set[bytes]) -> None:
-        """Hook for the read side: the bucket keys a batch changed (see KpiReader)."""
+        self.on_changed(changed)
 
     def _replay_customers(self, partition: int, values: list[bytes]) -> None:
         """Apply logged customer deltas (recovery, standbys) as `aggregate` did."""

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 from faust.web import Request, Response, View
 
-from stream.aggregation.buckets import AFTER, ALL_TIME, customer_window_sums, window_vectors
+from stream.aggregation.buckets import (
+    AFTER,
+    ALL_TIME,
+    customer_window_sums,
+    parse_key,
+    window_vectors,
+)
+from stream.aggregation.messages import BucketState
 from stream.kpi import churn, report, sci
 from stream.kpi import summary as s
 from stream.kpi.segments import CHURN, Segment
@@ -26,9 +35,11 @@ def kpi_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
     return segment_rows(engine, now) + sci_rows(engine, now)
 
 
-def segment_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
-    """The rows of every segment but customers: see `kpi_rows`."""
-    vectors = window_vectors(engine.owned_items(), now)
+def segment_rows(
+    engine: KpiEngine, now: float, items: Iterable[tuple[bytes, BucketState]] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of every segment but customers (`items`: of these bucket states only)."""
+    vectors = window_vectors(engine.owned_items() if items is None else items, now)
     for key, window in list(vectors):
         if window == ALL_TIME:  # churn is defined (maybe 0) in every window once customers exist
             for w in WINDOWS:
@@ -78,35 +89,71 @@ def sci_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
 
 
 class KpiReader:
-    """`kpi_rows` at the current time, computed again only when the answer can differ.
+    """`kpi_rows` at the current time, kept up to date as batches land.
 
     Rows depend on the time only through each window's current bucket (window edges fall on
-    bucket boundaries), so cached segment rows are exact while the owned partitions, the
-    current buckets and the tables' write counters are unchanged: scrapes, /kpi and snapshots
-    share one computation. SCI rows read every customer (O(customers)): under a steady write
-    load they are recomputed at most every `sci_refresh` seconds, so they may lag that much.
+    bucket boundaries). Between two edges only the segments a stage-2 batch changed are
+    computed again (the engine reports the keys it wrote, `mark`); at an edge, or when the
+    owned partitions change, every segment is. So a scrape costs O(series), plus the
+    changed segments' buckets. SCI rows read every customer (O(customers)): under a steady
+    write load they are recomputed at most every `sci_refresh` seconds, so they may lag that
+    much.
     """
 
     def __init__(self, engine: KpiEngine, sci_refresh: float) -> None:
         self.engine = engine
         self.sci_refresh = sci_refresh
-        self._segments: tuple[object, list[dict[str, Any]]] = (None, [])
+        self._edges: object = None
+        self._keys: dict[str, set[bytes]] = defaultdict(set)  # stored segment -> bucket keys
+        self._rows: dict[str, list[dict[str, Any]]] = {}  # stored segment -> its rows
+        self._dirty: set[str] = set()
         self._sci: tuple[object, int, float, list[dict[str, Any]]] = (None, -1, 0.0, [])
+        engine.on_changed = self.mark
+
+    def mark(self, keys: Iterable[bytes]) -> None:
+        """Bucket keys a batch wrote: their segments' rows are computed again when read."""
+        for key in keys:
+            if key.startswith(b"c|"):
+                continue  # customers: see sci_rows
+            try:
+                segment = parse_key(key)[0]
+            except ValueError:
+                continue
+            self._keys[segment].add(key)
+            self._dirty.add(segment)
+
+    def segment_rows(self, now: float) -> list[dict[str, Any]]:
+        edges = (frozenset(self.engine.owned_partitions()), tuple(w.bucket(now) for w in WINDOWS))
+        if edges != self._edges:
+            self._edges = edges
+            self._keys.clear()
+            self._rows.clear()
+            for key, _ in self.engine.owned_items():
+                self.mark([key])
+        for segment in self._dirty:
+            keys = sorted(self._keys[segment])
+            states = self.engine.buckets.get_many(0, keys)  # memory store: any partition
+            items = [(k, state) for k, state in zip(keys, states, strict=True) if state]
+            self._keys[segment] = {k for k, _ in items}
+            rows = segment_rows(self.engine, now, items)
+            if rows:
+                self._rows[segment] = rows
+            else:
+                self._rows.pop(segment, None)
+        self._dirty.clear()
+        return [row for segment in sorted(self._rows) for row in self._rows[segment]]
 
     def rows(self, now: float | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
-        edges = (frozenset(self.engine.owned_partitions()), tuple(w.bucket(now) for w in WINDOWS))
-        key = (edges, self.engine.writes["buckets"])
-        if self._segments[0] != key:
-            self._segments = (key, segment_rows(self.engine, now))
+        segments = self.segment_rows(now)
         sci_edges, sci_writes, computed_at, sci = self._sci
         writes = self.engine.writes["customers"]
         fresh = writes == sci_writes or time.monotonic() - computed_at < self.sci_refresh
-        if sci_edges != edges or not fresh:
+        if sci_edges != self._edges or not fresh:
             sci = sci_rows(self.engine, now)
-            self._sci = (edges, writes, time.monotonic(), sci)
+            self._sci = (self._edges, writes, time.monotonic(), sci)
         # Callers may edit rows (snapshots do): hand out copies.
-        return [dict(row) for row in self._segments[1] + sci]
+        return [dict(row) for row in segments + sci]
 
 
 def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None:

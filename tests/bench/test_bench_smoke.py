@@ -27,7 +27,8 @@ def test_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--events", str(EVENTS), "--output", str(output),
          "--chart", str(chart), "--latency-rate", "200", "--latency-seconds", "2",
-         "--sustained-rate", "0", "--scrape-interval", "0.1", "--rss-events", "500"],
+         "--sustained-rate", "0", "--scrape-interval", "0.1", "--rss-events", "500",
+         "--simulate-rate", "20"],
         cwd=PROJECT_ROOT, env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
@@ -56,6 +57,12 @@ def test_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert result["ratio_B_over_C"] > 0
     assert result["B_worker"]["peak_rss_bytes"] > 0
     assert result["B_worker"]["changelog_records_per_event"] > 0
+    by_topic = result["B_worker"]["records_per_event_by_topic"]
+    assert by_topic["ids-responses"] == 1.0  # every bench response is a new id: one state each
+    assert 0 < result["aggregate_records_per_event"] < result["records_per_event"]
+    assert result["cpu_us_per_message_drain"] > 0
+    steady = result["steady_load"]
+    assert steady["messages_per_s"] > 0 and result["cpu_us_per_message_at_300_per_s"] > 0
     latency = result["latency"]
     assert latency["sent"] == 400
     assert latency["counted"] == latency["sent"]  # 200/s is far below what a worker drains

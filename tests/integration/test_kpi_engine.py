@@ -148,6 +148,13 @@ async def test_tables_equal_batch_computation(
         assert f.get("retracted") or epoch(f["occurred_at"]) > recent - 120
     assert all(b"comment" not in r.value and b"+33" not in r.value for r in followups)
 
+    # The incrementally kept rows (/kpi/all without `at`, what /metrics reads) equal a full
+    # computation at the same time.
+    with urllib.request.urlopen(f"{worker.url}/kpi/all", timeout=10) as reply:
+        kept = json.load(reply)
+    full = rows_by_segment(fetch_rows(worker, kept["at"]))
+    assert rows_by_segment(kept["rows"]) == full
+
     # Snapshots carry the same KPIs as the tables at their own time.
     await asyncio.sleep(2.5)
     snapshots = await read_exactly(kafka_bootstrap, topic_prefix + "kpi.snapshots", 1, timeout=10)
