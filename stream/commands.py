@@ -277,6 +277,59 @@ async def deadletters(
     Console().print(table(letters, raw, title))
 
 
+@app.command(
+    option("--window", type=click.Choice(["5m", "1h", "24h", "7d"]), default="1h",
+           show_default=True),
+    option("--channel", type=click.Choice(["ivr", "sms", "email", "web", "all"]), default="all",
+           show_default=True),
+    option("--queue", default="all", show_default=True, help="one segment's queue"),
+    option("--agents", type=click.Choice(["worst", "best"]), help="rank agents instead"),
+    option("--queues", type=click.Choice(["worst", "best"]), help="rank queues instead"),
+    option("--sort", type=click.Choice(["nps", "csat", "csat_top2", "ces", "n"]), default="nps",
+           show_default=True, help="the KPI agents or queues are ranked by"),
+    option("--min-n", type=click.IntRange(min=0), default=30, show_default=True,
+           help="rank only those with at least N answers to that KPI"),
+    option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True),
+    option("--url", help="the worker's base URL (default http://127.0.0.1:$CX_WEB_PORT)"),
+)  # fmt: skip
+async def kpi(
+    self: AppCommand, window: str, channel: str, queue: str, agents: str | None,
+    queues: str | None, sort: str, min_n: int, limit: int, url: str | None,
+) -> None:  # fmt: skip
+    """Show KPIs of a running worker, or rank its agents or queues.
+
+    Reads the worker's /kpi, /kpi/agents and /kpi/queues (only the segments that worker owns,
+    when several run). Exit code 3 when no worker answers.
+    """
+    from rich.console import Console
+
+    from stream.kpi_cli import WorkerUnreachable, fetch, ranking_table, segment_table
+
+    base = url or f"http://127.0.0.1:{get_settings().web_port}"
+    ranked = ("agents", agents) if agents else ("queues", queues) if queues else None
+    try:
+        if ranked is None:
+            segment = {"window": window, "channel": channel, "queue": queue}
+            answer = fetch(base, "/kpi", segment)
+            if "kpis" not in answer:
+                click.echo(answer.get("error", "no KPIs"), err=True)
+                sys.exit(1)
+            Console().print(segment_table(answer, f"{window} channel={channel} queue={queue}"))
+            return
+        who, end = ranked
+        params: dict[str, object] = {"window": window, "sort": sort, "min_n": min_n,
+                                     "limit": limit,
+                  "order": "asc" if end == "worst" else "desc"}  # fmt: skip
+        if who == "queues":
+            params["channel"] = channel
+        answer = fetch(base, f"/kpi/{who}", params)
+    except WorkerUnreachable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(3)
+    title = f"{end} {who} by {sort} over {window} (at least {min_n} answers)"
+    Console().print(ranking_table(answer, who[:-1], title))
+
+
 # Faust's commands for its own introspection and tooling; hidden from --help (still callable).
 FAUST_INTERNAL = frozenset(
     {"agents", "clean-versions", "completion", "livecheck", "model", "models", "reset", "send",
@@ -290,6 +343,7 @@ EXAMPLES = {
     "demo": "python -m stream demo --rate 20",
     "replay": "python -m stream replay last-week.jsonl",
     "deadletters": "python -m stream deadletters --reason unparseable_reply --since 1h --limit 5",
+    "kpi": "python -m stream kpi --agents worst --window 1h",
 }
 HELP = """cx-stream: live customer-satisfaction KPIs from survey events in Kafka.
 

@@ -25,6 +25,15 @@ from stream.kpi.segments import CHURN, Segment
 from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
 from stream.pipeline.kpi_engine import KpiEngine
+from stream.pipeline.queries import (
+    At,
+    QueryError,
+    QueueRankingQuery,
+    RankingQuery,
+    SegmentQuery,
+    parse,
+    ranking,
+)
 
 _encode = msgspec.json.Encoder().encode
 log = logging.getLogger(__name__)
@@ -157,19 +166,26 @@ class KpiReader:
 
 
 def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None:
+    def rows_at(at: float | None) -> tuple[float, list[dict[str, Any]]]:
+        now = time.time() if at is None else at
+        return now, kpi_rows(engine, now) if at is not None else reader.rows(now)
+
+    def refused(view: View, error: QueryError) -> Response:
+        return view.json(error.body, status=400)
+
     @app.page("/kpi")
     class Kpi(View):
         async def get(self, request: Request) -> Response:
-            query = request.query
-            window = query.get("window", "1h")
-            channel, queue = query.get("channel", "all"), query.get("queue", "all")
-            at = query.get("at")
-            rows = kpi_rows(engine, float(at)) if at else reader.rows()
+            try:
+                query = parse(SegmentQuery, dict(request.query))
+            except QueryError as error:
+                return refused(self, error)
+            _, rows = rows_at(query.at)
             for row in rows:
                 if (
-                    row["window"] == window
-                    and row.get("channel") == channel
-                    and row.get("queue") == queue
+                    row["window"] == query.window
+                    and row.get("channel") == query.channel
+                    and row.get("queue") == query.queue
                 ):
                     return self.json({k: v for k, v in row.items() if k != "vector"})
             return self.json(
@@ -179,12 +195,34 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
     @app.page("/kpi/all")
     class KpiAll(View):
         async def get(self, request: Request) -> Response:
-            at = request.query.get("at")
-            now = float(at) if at else time.time()
-            rows = kpi_rows(engine, now) if at else reader.rows(now)
+            try:
+                query = parse(At, dict(request.query))
+            except QueryError as error:
+                return refused(self, error)
+            now, rows = rows_at(query.at)
             return self.json({"at": now, "rows": rows})
 
-    _ = (Kpi, KpiAll)
+    @app.page("/kpi/agents")
+    class KpiAgents(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                query = parse(RankingQuery, dict(request.query))
+            except QueryError as error:
+                return refused(self, error)
+            now, rows = rows_at(query.at)
+            return self.json({"at": now, "rows": ranking(rows, query, "a")})
+
+    @app.page("/kpi/queues")
+    class KpiQueues(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                query = parse(QueueRankingQuery, dict(request.query))
+            except QueryError as error:
+                return refused(self, error)
+            now, rows = rows_at(query.at)
+            return self.json({"at": now, "rows": ranking(rows, query, "q", query.channel)})
+
+    _ = (Kpi, KpiAll, KpiAgents, KpiQueues)
 
     snapshots = app.topics_by_name[app.names.snapshots]
 

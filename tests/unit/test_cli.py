@@ -14,7 +14,7 @@ from stream.commands import EXAMPLES, FAUST_INTERNAL
 from stream.settings import Settings
 from tests.support.worker import free_port
 
-PROJECT = {"worker", "kafka", "topics", "simulate", "demo", "replay", "deadletters"}
+PROJECT = {"worker", "kafka", "topics", "simulate", "demo", "replay", "deadletters", "kpi"}
 
 
 def run(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
