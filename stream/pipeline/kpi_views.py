@@ -24,6 +24,7 @@ from stream.kpi import summary as s
 from stream.kpi.segments import CHURN, Segment
 from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
+from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
 from stream.pipeline.queries import (
     At,
@@ -188,9 +189,14 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
                     and row.get("queue") == query.queue
                 ):
                     return self.json({k: v for k, v in row.items() if k != "vector"})
-            return self.json(
-                {"error": "no responses in this window and segment on this worker"}, status=404
-            )
+            recovery = table_recovery(app)
+            if not recovery.done:  # say why nothing is there yet
+                error = (
+                    f"loading state: {recovery.recovered} of {recovery.total} partitions recovered"
+                )
+            else:
+                error = "no responses in this window and segment on this worker"
+            return self.json({"error": error}, status=404)
 
     @app.page("/kpi/all")
     class KpiAll(View):
@@ -200,7 +206,10 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
             except QueryError as error:
                 return refused(self, error)
             now, rows = rows_at(query.at)
-            return self.json({"at": now, "rows": rows})
+            recovery = table_recovery(app)
+            state = {"recovered": recovery.recovered, "total": recovery.total,
+                     "done": recovery.done}  # fmt: skip
+            return self.json({"at": now, "state": state, "rows": rows})
 
     @app.page("/kpi/agents")
     class KpiAgents(View):
