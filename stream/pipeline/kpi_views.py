@@ -191,12 +191,12 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
                     return self.json({k: v for k, v in row.items() if k != "vector"})
             recovery = table_recovery(app)
             if not recovery.done:  # say why nothing is there yet
-                error = (
+                why = (
                     f"loading state: {recovery.recovered} of {recovery.total} partitions recovered"
                 )
             else:
-                error = "no responses in this window and segment on this worker"
-            return self.json({"error": error}, status=404)
+                why = "no responses in this window and segment on this worker"
+            return self.json({"error": why}, status=404)
 
     @app.page("/kpi/all")
     class KpiAll(View):
