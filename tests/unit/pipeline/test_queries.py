@@ -48,9 +48,9 @@ def agent(agent_id: str, nps: float, n: int, window: str = "1h") -> dict:
 
 
 def test_agents_are_ranked_by_kpi_gated_by_n() -> None:
+    rollup = {"window": "1h", "kind": "q", "channel": "all", "queue": "all", "kpis": {"nps": 0}}
     rows = [agent("a1", -100.0, 1), agent("a2", 10.0, 40), agent("a3", -20.0, 35),
-            agent("a4", 50.0, 90), agent("a5", -90.0, 200, window="24h"),
-            {"window": "1h", "kind": "q", "channel": "all", "queue": "all", "kpis": {"nps": 0}}]  # fmt: skip
+            agent("a4", 50.0, 90), agent("a5", -90.0, 200, window="24h"), rollup]  # fmt: skip
     worst = ranking(rows, RankingQuery(min_n=30), "a")
     assert [(r["agent_id"], r["n"]) for r in worst] == [("a3", 35), ("a2", 40), ("a4", 90)]
     assert worst[0]["interval"] == [-30.0, -15.0] and worst[0]["value"] == -20.0
