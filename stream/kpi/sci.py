@@ -87,27 +87,3 @@ def sci(customer_sums: Iterable[tuple[float, float]]) -> Sci | None:
     if customers == 0:
         return None
     return Sci(counts, counts["secure"] / customers)
-
-
-class BandCounts:
-    """Customers per band in one window, kept as each customer's band changes, so that the
-    SCI never needs a pass over every customer: `move(customer, band)` with the customer's new
-    band (None: no answer in the window any more) updates the counts in O(1)."""
-
-    def __init__(self) -> None:
-        self.band_of: dict[str, str] = {}
-        self.counts: dict[str, int] = dict.fromkeys(BANDS, 0)
-
-    def move(self, customer: str, band: str | None) -> None:
-        old = self.band_of.pop(customer, None)
-        if old is not None:
-            self.counts[old] -= 1
-        if band is not None:
-            self.band_of[customer] = band
-            self.counts[band] += 1
-
-    def result(self) -> Sci | None:
-        customers = sum(self.counts.values())
-        if customers == 0:
-            return None
-        return Sci(dict(self.counts), self.counts["secure"] / customers)

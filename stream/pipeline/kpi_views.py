@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -15,7 +14,6 @@ from faust.web import Request, Response, View
 from stream.aggregation.buckets import (
     AFTER,
     ALL_TIME,
-    bucket_key,
     customer_window_sums,
     parse_key,
     window_vectors,
@@ -23,9 +21,8 @@ from stream.aggregation.buckets import (
 from stream.aggregation.messages import BucketState
 from stream.kpi import churn, report, sci
 from stream.kpi import summary as s
-from stream.kpi.sci import BandCounts
 from stream.kpi.segments import CHURN, Segment
-from stream.kpi.windows import BY_NAME, WINDOWS, Window
+from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
 from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
@@ -101,96 +98,6 @@ def sci_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
     return rows
 
 
-class SciIndex:
-    """SCI band counts per window, kept up to date customer by customer.
-
-    The stage-2 agent reports the customer buckets it wrote; only those customers are read
-    again. When a window's current bucket moves, only the customers with a bucket that left
-    or entered the window are. A full pass over the owned customers happens once per
-    assignment. Memory: each customer's bucket list and, per window, which customers have a
-    bucket in it.
-    """
-
-    def __init__(self, engine: KpiEngine) -> None:
-        self.engine = engine
-        self.owned: frozenset[int] | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self.buckets: dict[str, set[tuple[str, int]]] = defaultdict(set)  # customer -> buckets
-        self.by_bucket: dict[str, dict[int, set[str]]] = {w.name: defaultdict(set) for w in WINDOWS}
-        self.bands: dict[str, BandCounts] = {w.name: BandCounts() for w in WINDOWS}
-        self.current: dict[str, int] = {}
-        self.dirty: set[str] = set()
-
-    def mark(self, customer: str, window: str, bucket: int) -> None:
-        customer = sys.intern(customer)
-        self.buckets[customer].add((window, bucket))
-        self.by_bucket[window][bucket].add(customer)
-        self.dirty.add(customer)
-
-    def rows(self, now: float) -> list[dict[str, Any]]:
-        owned = frozenset(self.engine.owned_partitions())
-        if owned != self.owned:
-            self._reset()
-            self.owned = owned
-            for key, _ in self.engine.owned_items(customers=True):
-                segment, window, bucket = parse_key(key)
-                if window in BY_NAME:
-                    self.mark(segment, window, bucket)
-        for w in WINDOWS:
-            self._move_edge(w, w.bucket(now))
-        self._refresh(now)
-        rows = []
-        for w in WINDOWS:
-            result = self.bands[w.name].result()
-            if result is None:
-                continue
-            kpis: dict[str, float] = {f"sci_customers_{b}": n for b, n in result.customers.items()}
-            kpis["sci_secure_ratio"] = result.secure_ratio
-            rows.append({"window": w.name, "kind": "sci", "kpis": kpis, "vector": []})
-        return rows
-
-    def _move_edge(self, w: Window, current: int) -> None:
-        previous = self.current.get(w.name)
-        self.current[w.name] = current
-        if previous is None or previous == current:
-            return
-        by_bucket = self.by_bucket[w.name]
-        for bucket in list(by_bucket):
-            left = bucket <= current - w.buckets
-            if left or previous < bucket <= current:  # left the window, or entered it
-                self.dirty |= by_bucket[bucket]
-            if left:
-                del by_bucket[bucket]
-
-    def _refresh(self, now: float) -> None:
-        if not self.dirty:
-            return
-        table = self.engine.customers
-        for customer in self.dirty:
-            held = sorted(self.buckets.get(customer, ()))
-            keys = [bucket_key(customer, window, bucket) for window, bucket in held]
-            partition = self.engine.owner_of(customer)
-            sums = {w.name: [0.0, 0.0] for w in WINDOWS}
-            kept = set()
-            for (window, bucket), state in zip(held, table.get_many(partition, keys), strict=True):
-                if state is None:
-                    self.by_bucket[window].get(bucket, set()).discard(customer)
-                    continue
-                kept.add((window, bucket))
-                if BY_NAME[window].contains(bucket, now):
-                    sums[window][0] += state.vector[0]
-                    sums[window][1] += state.vector[1]
-            if kept:
-                self.buckets[customer] = kept
-            else:
-                self.buckets.pop(customer, None)
-            for window, (total, n) in sums.items():
-                self.bands[window].move(customer, sci.band_of_sum(total, n) if n > 0 else None)
-        self.dirty.clear()
-
-
 class KpiReader:
     """`kpi_rows` at the current time, kept up to date as batches land.
 
@@ -198,7 +105,9 @@ class KpiReader:
     bucket boundaries). Between two edges only the segments a stage-2 batch changed are
     computed again (the engine reports the keys it wrote, `mark`); at an edge, or when the
     owned partitions change, every segment is. So a scrape costs O(series), plus the
-    changed segments' buckets. SCI band counts are kept customer by customer (`SciIndex`).
+    changed segments' buckets. SCI rows read every customer (O(customers)): under a steady
+    write load they are recomputed at most every `sci_refresh` seconds, so they may lag that
+    much.
     """
 
     def __init__(self, engine: KpiEngine, sci_refresh: float) -> None:
@@ -208,19 +117,17 @@ class KpiReader:
         self._keys: dict[str, set[bytes]] = defaultdict(set)  # stored segment -> bucket keys
         self._rows: dict[str, list[dict[str, Any]]] = {}  # stored segment -> its rows
         self._dirty: set[str] = set()
-        self.sci = SciIndex(engine)
+        self._sci: tuple[object, int, float, list[dict[str, Any]]] = (None, -1, 0.0, [])
         engine.on_changed = self.mark
 
     def mark(self, keys: Iterable[bytes]) -> None:
         """Bucket keys a batch wrote: their segments' rows are computed again when read."""
         for key in keys:
-            try:
-                segment, window, bucket = parse_key(key)
-            except ValueError:
-                continue
             if key.startswith(b"c|"):
-                if window in BY_NAME:
-                    self.sci.mark(segment, window, bucket)
+                continue  # customers: see sci_rows
+            try:
+                segment = parse_key(key)[0]
+            except ValueError:
                 continue
             self._keys[segment].add(key)
             self._dirty.add(segment)
@@ -248,9 +155,15 @@ class KpiReader:
 
     def rows(self, now: float | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
-        rows = self.segment_rows(now) + self.sci.rows(now)
+        segments = self.segment_rows(now)
+        sci_edges, sci_writes, computed_at, sci = self._sci
+        writes = self.engine.writes["customers"]
+        fresh = writes == sci_writes or time.monotonic() - computed_at < self.sci_refresh
+        if sci_edges != self._edges or not fresh:
+            sci = sci_rows(self.engine, now)
+            self._sci = (self._edges, writes, time.monotonic(), sci)
         # Callers may edit rows (snapshots do): hand out copies.
-        return [dict(row) for row in rows]
+        return [dict(row) for row in segments + sci]
 
 
 def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None:
