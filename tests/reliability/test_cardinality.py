@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.integration.test_exporter import parse
 from tests.reliability.harness import LONG, summary
@@ -101,6 +102,8 @@ def wait_counted(worker: Worker, expected: int, timeout: float) -> None:
     raise AssertionError(f"{counted} of {expected} answers counted:\n{worker.log_tail()}")
 
 
+# The long variant's million names take far more than pytest's default 300 s.
+@pytest.mark.timeout(3000 if LONG else 300)
 async def test_a_flood_of_names_stays_under_the_caps(
     kafka_bootstrap: str, topic_prefix: str, make_worker
 ) -> None:
