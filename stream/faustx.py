@@ -8,12 +8,13 @@ offsets of those topics may be committed. Faust keeps everything else: the App, 
 group and assignor, the commit loop, tables with changelogs, recovery, standbys, web views.
 
 How: `install(app)` registers `BatchTransport` under the broker URL scheme `cxkafka://`
-(Faust picks a transport by scheme). Its consumer, `BatchConsumer`, overrides four methods of
+(Faust picks a transport by scheme). Its consumer, `BatchConsumer`, overrides five methods of
 Faust's aiokafka consumer:
   * `_wait_next_records`: the records of a fetch that belong to batch topics are taken out
     and handed to `BatchRouter`, one list per partition; Faust sees only the other topics
     (changelogs during recovery), so it builds no Event for a batch topic's message;
   * `_new_offset`: for batch topics, the offset after the last batch an agent finished;
+  * `_filter_tps_with_pending_acks`: Faust's commit also looks at the batch partitions;
   * `seek_to_committed`: reports Faust's seeks (after an assignment and after recovery);
   * `wait_empty`: a revocation also waits for the batch an agent is working on.
 Tables: `CodecTable` reads and writes a table's per-partition store directly, in batches.
@@ -29,7 +30,15 @@ import inspect
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any, TypeVar
@@ -59,6 +68,8 @@ class IncompatibleFaust(RuntimeError):
 _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (FaustConsumer, "_wait_next_records", ("self", "timeout")),
     (FaustConsumer, "_new_offset", ("self", "tp")),
+    (FaustConsumer, "_filter_tps_with_pending_acks", ("self", "topics")),
+    (FaustConsumer, "_acked", None),
     (FaustConsumer, "wait_empty", ("self",)),
     (FaustConsumer, "flow_active", None),
     (aiokafka_driver.Consumer, "seek_to_committed", ("self",)),
@@ -306,6 +317,17 @@ class BatchConsumer(aiokafka_driver.Consumer):
         if router is None or tp.topic not in router.handlers:
             return super()._new_offset(tp)
         return router.committable(tp)
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
+        """The partitions Faust's commit looks at: those with acknowledged messages, and the
+        batch partitions (Faust sees none of their messages, so it would never commit them)."""
+        yield from super()._filter_tps_with_pending_acks(topics)
+        router = self.router
+        if router is None:
+            return
+        for tp in list(router.done):
+            if tp not in self._acked and (topics is None or tp in topics or tp.topic in topics):
+                yield tp
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()

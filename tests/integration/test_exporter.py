@@ -87,6 +87,18 @@ async def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
+async def group_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+    finally:
+        await admin.close()
+
+
 def lag_samples(text: str) -> dict[tuple[str, str], float]:
     return {
         (dict(labels)["topic"], dict(labels)["partition"]): value
@@ -125,3 +137,11 @@ async def test_consumer_lag_counts_what_is_left_and_is_zero_after_a_drain(
     expected |= {(f"{topic_prefix}internal.kpi-partials", str(p)) for p in range(4)}
     assert set(lag) == expected
     assert {k: v for k, v in lag.items() if v} == {}, worker.log_tail()  # drained
+    # ... and committed: the group's offsets reach the end of every input partition, so a
+    # restart does not read the drained records again
+    committed = await group_offsets(kafka_bootstrap, worker.app_id, responses)
+    deadline = time.monotonic() + 30  # Faust's commit loop runs every few seconds
+    while committed != await topic_ends(kafka_bootstrap, responses) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        committed = await group_offsets(kafka_bootstrap, worker.app_id, responses)
+    assert committed == await topic_ends(kafka_bootstrap, responses)

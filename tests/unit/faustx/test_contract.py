@@ -20,7 +20,14 @@ def test_the_installed_faust_passes_the_start_up_check() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["_wait_next_records", "_new_offset", "seek_to_committed", "wait_empty"]
+    "name",
+    [
+        "_wait_next_records",
+        "_new_offset",
+        "_filter_tps_with_pending_acks",
+        "seek_to_committed",
+        "wait_empty",
+    ],
 )
 def test_each_override_matches_fausts_signature(name: str) -> None:
     ours = inspect.signature(getattr(faustx.BatchConsumer, name))
