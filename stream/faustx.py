@@ -491,9 +491,6 @@ class CodecTable(faust.Table):
         raws = self._db(partition).get(list(keys))
         return [None if raw is None else self.decode(raw) for raw in raws]
 
-    def get_in(self, partition: int, key: bytes) -> Any:
-        return self.get_many(partition, [key])[0]
-
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
         """Write (None: delete) `values` in `partition`'s store and queue their changelog."""
         encoded = self.write_store(partition, values)
