@@ -51,6 +51,10 @@ class Feed:
     The producer is idempotent with a long delivery timeout: while the broker is away it keeps
     its batches and retries them, in order and without duplicates, once the broker is back (so
     lifecycle events, whose order matters, stay exactly as generated).
+
+    With a `budget`, the feed sends that many chunks and parks until `allow` grants more: a test
+    paces the traffic by its own events (a kill, a join) rather than by how long a worker takes
+    to start, so "while traffic flows" holds however fast or slow the machine is.
     """
 
     bootstrap: str
@@ -58,8 +62,10 @@ class Feed:
     traffic: Traffic
     chunks: int
     pause: float
+    budget: int | None = None  # chunks the feed may send; None: all of them
     sent: int = 0  # chunks acknowledged by the broker
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _parked: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -73,6 +79,9 @@ class Feed:
 
     def _bounds(self, length: int, chunk: int) -> slice:
         return slice(length * chunk // self.chunks, length * (chunk + 1) // self.chunks)
+
+    def _may_send(self, chunk: int) -> bool:
+        return self._gate.is_set() and (self.budget is None or chunk < self.budget)
 
     def start(self) -> Feed:
         self._gate.set()
@@ -91,10 +100,11 @@ class Feed:
         await producer.start()
         try:
             for chunk in range(self.chunks):
-                if not self._gate.is_set():
+                while not self._may_send(chunk):
+                    self._wake.clear()
                     self._parked.set()
-                    await self._gate.wait()
-                    self._parked.clear()
+                    await self._wake.wait()
+                self._parked.clear()
                 futures = []
                 for topic, messages in self.streams():
                     for key, value in messages[self._bounds(len(messages), chunk)]:
@@ -115,6 +125,17 @@ class Feed:
 
     def release(self) -> None:
         self._gate.set()
+        self._wake.set()
+
+    def allow(self, chunks: int) -> None:
+        """Let `chunks` more chunks go out (beyond those already allowed)."""
+        self.budget = min(self.chunks, (self.sent if self.budget is None else self.budget) + chunks)
+        self._wake.set()
+
+    @property
+    def flowing(self) -> bool:
+        """True while the feed is producing (neither parked nor finished)."""
+        return not self.done and not self._parked.is_set()
 
     async def wait_sent(self, chunks: int) -> None:
         while self.sent < chunks and not self.done:
@@ -138,6 +159,7 @@ class Feed:
                 await self._task
 
     async def finish(self) -> None:
+        self.budget = None
         self.release()
         assert self._task is not None
         await self._task

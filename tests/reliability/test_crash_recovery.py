@@ -42,13 +42,16 @@ async def test_repeated_sigkill_loses_and_doubles_nothing(
     traffic = make_traffic(datetime.now(UTC), responses=RESPONSES, seed=SEED % 1000)
     worker = make_worker("crashy", CX_SESSION_TIMEOUT="6")
     await asyncio.to_thread(worker.start, 4)
-    async with Feed(kafka_bootstrap, topic_prefix, traffic, chunks=8 * KILLS, pause=1.5) as feed:
+    feed = Feed(kafka_bootstrap, topic_prefix, traffic, chunks=8 * KILLS, pause=1.5, budget=2)
+    async with feed:
         kills: list[str] = []
         during_traffic = []
         for i in range(KILLS):
-            await asyncio.sleep(rng.uniform(0.5, 4.0))  # a random point of the worker's work
+            feed.allow(rng.randint(3, 5))
+            await feed.wait_sent(feed.sent + 1)
+            await asyncio.sleep(rng.uniform(0.0, 1.5))  # a random point of the worker's work
+            during_traffic.append(feed.flowing)
             worker.kill()
-            during_traffic.append(not feed.done)
             wipe = i % 2 == 1
             kills.append(f"{feed.sent}/{feed.chunks}{'+wipe' if wipe else ''}")
             await restart(worker, wipe)
