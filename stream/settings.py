@@ -252,6 +252,10 @@ class Settings(BaseSettings):
     # Under a steady write load the SCI gauges (which read every customer) are recomputed at
     # most this often; every other KPI is exact at each scrape.
     sci_refresh_seconds: float = 5.0
+    # How often each stage-2 partition's owner sends its part of the series that span
+    # partitions (top-K agents, SCI bands) to the final step, when the part changed: those
+    # series on a multi-worker deployment lag the others by up to about this much.
+    part_interval_seconds: float = 1.0
     # Events further than this in the future are rejected (`future_timestamp`).
     max_future_seconds: int = 300
     # Events older than the longest window plus this grace are rejected (`too_old`).

@@ -6,6 +6,7 @@ from stream.pipeline.app import create_app
 from stream.pipeline.health import register_health
 from stream.pipeline.ingest import register_ingest
 from stream.pipeline.kpi_engine import KpiEngine
+from stream.pipeline.kpi_parts import KpiParts
 from stream.pipeline.kpi_views import KpiReader, register_kpi_views
 from stream.pipeline.normalise import register_normalisers
 from stream.pipeline.web import register_web
@@ -13,7 +14,7 @@ from stream.pipeline.web import register_web
 app = create_app()
 register_normalisers(app)
 engine = KpiEngine(app)
-reader = KpiReader(engine, app.settings.sci_refresh_seconds)
+reader = KpiReader(engine, KpiParts(app, engine))
 register_kpi_views(app, engine, reader)
 register_web(app, reader)
 register_ingest(app)

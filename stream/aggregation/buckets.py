@@ -67,8 +67,9 @@ class KeyPlan:
     """Per-batch caches of where an entry lands: its segment's group split, the live buckets
     of an event time, and the bucket keys (building keys is most of stage 2's work)."""
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, shards: int = 1) -> None:
         self.now = now
+        self.shards = shards  # agents' group records: one per stage-2 partition
         self._live: dict[float, tuple[tuple[str, int], ...]] = {}
         self._kinds: dict[str, tuple[str, str | None, str]] = {}
         self._keys: dict[tuple[str, tuple[tuple[str, int], ...]], list[bytes]] = {}
@@ -77,7 +78,7 @@ class KeyPlan:
         """(stored segment, member or None, kind: "g" group, "c" customer, "s" sums)."""
         kind = self._kinds.get(segment)
         if kind is None:
-            grouped = group_of(segment)
+            grouped = group_of(segment, self.shards)
             if grouped:
                 kind = (grouped[0], grouped[1], "g")
             else:

@@ -7,7 +7,7 @@ import zlib
 import msgspec
 from aiokafka.partitioner import murmur2
 
-from stream.kpi.segments import group_of
+from stream.kpi.segments import group_of, is_customer, shard_of
 
 
 class Entry(msgspec.Struct, array_like=True):
@@ -69,7 +69,7 @@ class IdState(msgspec.Struct, array_like=True):
 class BucketState(msgspec.Struct, array_like=True):
     """Stage-2 state of one (segment, window, bucket): the summary vector and per-source marks.
 
-    A group's record (segment "q|<channel>|*" or "a|*") keeps its members' vectors in
+    A group's record (segment "q|<channel>|*" or "a|<shard>|*") keeps its members' vectors in
     `members` instead, so that the choice of member or "other" and the marks that make a
     replayed entry a no-op are written together, atomically, in one changelog record.
     """
@@ -87,19 +87,21 @@ def id_partition(key: bytes, partitions: int, partitioner: str = "murmur2") -> i
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-GROUP_OWNERS = {"c|": b"sci", "a|": b"agents"}
-
-
 def owner_partition(segment: str, partitions: int) -> int:
     """The one partition that aggregates a segment (stable across processes and restarts).
 
-    All customer segments share one partition, and so do all agent segments: the SCI counts
-    customers by band over every customer, and the agent gauges rank every agent to keep the
-    top K and fold the rest into "other", so one owner must see them all to export each of
-    those series alone. (Spreading them would need a third stage adding per-partition parts.)
+    Customers and agents are spread by their own ids: customer c on `shard_of(c)`, agent a in
+    the group record of its shard ("a|<shard>|*"), owned by the partition of that number. The
+    series that span every customer or agent (SCI bands, the top-K agents) are merged from
+    per-partition parts by a final step (stream.aggregation.parts). A queue's segments live in
+    their channel's group record, owned by the partition its name hashes to.
     """
-    owner = GROUP_OWNERS.get(segment[:2])
-    if owner is None:
-        group = group_of(segment)  # a queue's segments live in their channel's group record
-        owner = (group[0] if group else segment).encode()
+    if is_customer(segment):
+        return shard_of(segment[2:], partitions)
+    group = group_of(segment, partitions)
+    if segment.startswith("a|"):
+        if group is not None and not segment.endswith("|*"):
+            segment = group[0]
+        return int(segment.split("|")[1]) % partitions
+    owner = (group[0] if group else segment).encode()
     return zlib.crc32(owner) % partitions

@@ -6,13 +6,16 @@ agent's segment (agent-level KPIs), and with a customer_id in that customer's se
 Lifecycle events count in the single "churn" segment.
 
 Label cardinality: queue-level segments of one channel, and agent segments, are kept as
-*members* of a group ("q|<channel>|*", "a|*"): stage 2 stores a group's members of one time
-bucket in one record and caps how many it keeps (the rest add up as member "other"), so a
-flood of distinct queue names or agent ids cannot grow state or series without bound.
+*members* of a group ("q|<channel>|*", "a|<shard>|*"): stage 2 stores a group's members of one
+time bucket in one record and caps how many it keeps (the rest add up as member "other"), so a
+flood of distinct queue names or agent ids cannot grow state or series without bound. Agents
+are spread over `shards` groups by their own id (one shard per stage-2 partition), so no
+partition holds every agent.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 ALL = "all"
@@ -51,10 +54,20 @@ def is_customer(segment: str) -> bool:
     return segment.startswith("c" + SEP)
 
 
-def group_of(segment: str) -> tuple[str, str] | None:
+def shard_of(member_id: str, shards: int) -> int:
+    """The shard (stage-2 partition) of an agent or customer id: stable across processes."""
+    return zlib.crc32(member_id.encode()) % shards
+
+
+def agent_group(shard: int) -> str:
+    return f"a{SEP}{shard}{SEP}{MEMBERS}"
+
+
+def group_of(segment: str, shards: int = 1) -> tuple[str, str] | None:
     """(group, member) of a capped segment; None for the rollups, customers and churn."""
     if segment.startswith("a" + SEP):
-        return SEP.join(("a", MEMBERS)), segment[2:]
+        agent_id = segment[2:]
+        return agent_group(shard_of(agent_id, shards)), agent_id
     if segment.startswith("q" + SEP):
         _, channel, queue = segment.split(SEP, 2)
         if queue != ALL:
@@ -68,6 +81,8 @@ def is_group(segment: str) -> bool:
 
 def member_segment(group: str, member: str) -> str:
     """The segment key of one member of `group` (the inverse of `group_of`)."""
+    if group.startswith("a" + SEP):
+        return "a" + SEP + member
     return group[: -len(MEMBERS)] + member
 
 

@@ -8,6 +8,7 @@ import msgspec
 from faust.serializers import codecs
 
 from stream.aggregation.messages import BucketState, IdState, Partial
+from stream.aggregation.parts import Part
 
 
 class StructCodec(codecs.Codec):
@@ -26,6 +27,7 @@ class StructCodec(codecs.Codec):
 ID_STATE = "cx-id-state"
 BUCKET_STATE = "cx-bucket-state"
 PARTIAL = "cx-partial"
+PART = "cx-part"
 
 
 def register_codecs() -> None:
@@ -33,3 +35,4 @@ def register_codecs() -> None:
     codecs.register(ID_STATE, StructCodec(IdState))
     codecs.register(BUCKET_STATE, StructCodec(BucketState))
     codecs.register(PARTIAL, StructCodec(Partial))
+    codecs.register(PART, StructCodec(Part))

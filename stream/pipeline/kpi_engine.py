@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from stream.aggregation.buckets import KeyPlan, expired, parse_key
+from stream.aggregation.buckets import KeyPlan, bucket_key, expired, parse_key
 from stream.aggregation.dedupe import decide_lifecycle, decide_once, decide_revision
 from stream.aggregation.messages import (
     MAX_ENTRIES,
@@ -49,8 +49,14 @@ from stream.faustx import (
 )
 from stream.kpi import response as response_kpi
 from stream.kpi import summary
-from stream.kpi.segments import CHURN, dispatch_segments, is_customer, response_segments
-from stream.kpi.windows import LONGEST
+from stream.kpi.segments import (
+    CHURN,
+    agent_group,
+    dispatch_segments,
+    is_customer,
+    response_segments,
+)
+from stream.kpi.windows import LONGEST, WINDOWS
 from stream.models import Dispatch, LifecycleEvent
 from stream.pipeline.app import CxApp
 from stream.pipeline.batches import batch_agent
@@ -89,8 +95,8 @@ class KpiEngine:
         self.member_limits = app.settings.member_limits()
         self.partitioner = app.settings.id_partitioner
         self._owners: dict[str, int] = {}
-        # Told the bucket keys each stage-2 batch changed (the read side sets it: KpiReader).
-        self.on_changed: Callable[[set[bytes]], None] = lambda keys: None
+        # Told the partition and bucket keys of each stage-2 batch's changes (the read side).
+        self.listeners: list[Callable[[int, set[bytes]], None]] = []
         # Not "memory://": Faust tests the store URL's truth value, and yarl finds that one
         # empty, so the table would silently fall back to the app's RocksDB store.
         self.buckets = _table(app, "kpi-buckets", BUCKET_STATE, _decode_bucket_state,
@@ -269,7 +275,7 @@ class KpiEngine:
                 partials.append(_decode_partial(record.value))
             except (msgspec.DecodeError, TypeError):
                 continue  # only this project writes the topic; nothing else can be there
-        plan = KeyPlan(now)
+        plan = KeyPlan(now, self.partitions)
         states = self._load(partition, keys_touched(partials, plan))
         changed = apply_batch(states, partials, plan, self.member_limits)
         for table in (self.buckets, self.customers):
@@ -280,13 +286,14 @@ class KpiEngine:
         if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
             self._last_expiry[partition] = now
             self._expire(partition, now)
-        self.on_changed(changed)
+        for listener in self.listeners:
+            listener(partition, changed)
 
     def _replay_customers(self, partition: int, values: list[bytes]) -> None:
         """Apply logged customer deltas (recovery, standbys) as `aggregate` did."""
         now = time.time()
         partials = [p for value in values for p in _decode_partials(value)]
-        plan = KeyPlan(now)
+        plan = KeyPlan(now, self.partitions)
         keys = [k for k in keys_touched(partials, plan) if k.startswith(b"c|")]
         states = {
             k: v for k, v in zip(keys, self.customers.get_many(partition, keys), strict=True) if v
@@ -320,6 +327,22 @@ class KpiEngine:
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
         return {tp.partition for tp in assigned(self.app) if tp.topic == self.names.partials}
+
+    def agent_items(self, partition: int, now: float) -> list[tuple[bytes, BucketState]]:
+        """The agent group records of `partition` inside some window at `now`."""
+        group = agent_group(partition)
+        keys = [
+            bucket_key(group, w.name, b)
+            for w in WINDOWS
+            for b in range(w.bucket(now) - w.buckets + 1, w.bucket(now) + 1)
+        ]
+        states = self.buckets.get_many(partition, keys)
+        return [(k, state) for k, state in zip(keys, states, strict=True) if state is not None]
+
+    def customer_items(self, partition: int) -> Iterator[tuple[bytes, BucketState]]:
+        for key, state in self.customers.items_in({partition}):
+            if key.startswith(b"c|"):
+                yield key, state
 
     def owned_items(self, customers: bool = False) -> Iterator[tuple[bytes, BucketState]]:
         owned = self.owned_partitions()

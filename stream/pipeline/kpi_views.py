@@ -11,21 +11,16 @@ from typing import Any
 import msgspec
 from faust.web import Request, Response, View
 
-from stream.aggregation.buckets import (
-    AFTER,
-    ALL_TIME,
-    customer_window_sums,
-    parse_key,
-    window_vectors,
-)
+from stream.aggregation.buckets import AFTER, ALL_TIME, parse_key, window_vectors
 from stream.aggregation.messages import BucketState
-from stream.kpi import churn, report, sci
+from stream.kpi import churn, report
 from stream.kpi import summary as s
 from stream.kpi.segments import CHURN, Segment
 from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
 from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
+from stream.pipeline.kpi_parts import KpiParts
 from stream.pipeline.queries import (
     At,
     QueryError,
@@ -37,19 +32,23 @@ from stream.pipeline.queries import (
 )
 
 _encode = msgspec.json.Encoder().encode
+SPANNING = (b"a|", b"c|")  # bucket keys of agents and customers
 log = logging.getLogger(__name__)
 
 
-def kpi_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
-    """Every (window, segment) this worker owns, with its KPIs and raw counts."""
-    return segment_rows(engine, now) + sci_rows(engine, now)
+def kpi_rows(engine: KpiEngine, parts: KpiParts, now: float) -> list[dict[str, Any]]:
+    """Every (window, segment) this worker serves at `now`, with its KPIs and raw counts."""
+    return segment_rows(engine, now) + parts.rows(now, fresh=True)
 
 
 def segment_rows(
     engine: KpiEngine, now: float, items: Iterable[tuple[bytes, BucketState]] | None = None
 ) -> list[dict[str, Any]]:
-    """The rows of every segment but customers (`items`: of these bucket states only)."""
-    vectors = window_vectors(engine.owned_items() if items is None else items, now)
+    """The rows of the queue and churn segments (`items`: of these bucket states only).
+
+    Agents' and customers' rows span partitions: stream.pipeline.kpi_parts merges them."""
+    items = engine.owned_items() if items is None else items
+    vectors = window_vectors(((k, v) for k, v in items if not k.startswith(SPANNING)), now)
     for key, window in list(vectors):
         if window == ALL_TIME:  # churn is defined (maybe 0) in every window once customers exist
             for w in WINDOWS:
@@ -73,28 +72,10 @@ def segment_rows(
                 else {}
             )
         else:
-            if segment.kind == "q":
-                row |= {"channel": segment.channel, "queue": segment.queue}
-            else:
-                row["agent_id"] = segment.agent_id
+            row |= {"channel": segment.channel, "queue": segment.queue}
             row["kpis"] = report.kpis(vector)
         row["vector"] = vector
         rows.append(row)
-    return rows
-
-
-def sci_rows(engine: KpiEngine, now: float) -> list[dict[str, Any]]:
-    """SCI per window over the customers of the partitions this worker owns."""
-    rows = []
-    for window, customers in customer_window_sums(engine.owned_items(customers=True), now).items():
-        result = sci.sci((total, n) for total, n in customers.values())
-        if result is None:
-            continue
-        kpis: dict[str, float] = {
-            f"sci_customers_{band}": n for band, n in result.customers.items()
-        }
-        kpis["sci_secure_ratio"] = result.secure_ratio
-        rows.append({"window": window, "kind": "sci", "kpis": kpis, "vector": []})
     return rows
 
 
@@ -105,26 +86,24 @@ class KpiReader:
     bucket boundaries). Between two edges only the segments a stage-2 batch changed are
     computed again (the engine reports the keys it wrote, `mark`); at an edge, or when the
     owned partitions change, every segment is. So a scrape costs O(series), plus the
-    changed segments' buckets. SCI rows read every customer (O(customers)): under a steady
-    write load they are recomputed at most every `sci_refresh` seconds, so they may lag that
-    much.
+    changed segments' buckets. Agent and SCI rows come merged from the parts
+    (stream.pipeline.kpi_parts), which cache per partition the same way.
     """
 
-    def __init__(self, engine: KpiEngine, sci_refresh: float) -> None:
+    def __init__(self, engine: KpiEngine, parts: KpiParts) -> None:
         self.engine = engine
-        self.sci_refresh = sci_refresh
+        self.parts = parts
         self._edges: object = None
         self._keys: dict[str, set[bytes]] = defaultdict(set)  # stored segment -> bucket keys
         self._rows: dict[str, list[dict[str, Any]]] = {}  # stored segment -> its rows
         self._dirty: set[str] = set()
-        self._sci: tuple[object, int, float, list[dict[str, Any]]] = (None, -1, 0.0, [])
-        engine.on_changed = self.mark
+        engine.listeners.append(self.mark)
 
-    def mark(self, keys: Iterable[bytes]) -> None:
+    def mark(self, partition: int, keys: Iterable[bytes]) -> None:
         """Bucket keys a batch wrote: their segments' rows are computed again when read."""
         for key in keys:
-            if key.startswith(b"c|"):
-                continue  # customers: see sci_rows
+            if key.startswith(SPANNING):
+                continue  # agents and customers: see KpiParts
             try:
                 segment = parse_key(key)[0]
             except ValueError:
@@ -139,7 +118,7 @@ class KpiReader:
             self._keys.clear()
             self._rows.clear()
             for key, _ in self.engine.owned_items():
-                self.mark([key])
+                self.mark(-1, [key])
         for segment in self._dirty:
             keys = sorted(self._keys[segment])
             states = self.engine.buckets.get_many(0, keys)  # memory store: any partition
@@ -155,21 +134,15 @@ class KpiReader:
 
     def rows(self, now: float | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
-        segments = self.segment_rows(now)
-        sci_edges, sci_writes, computed_at, sci = self._sci
-        writes = self.engine.writes["customers"]
-        fresh = writes == sci_writes or time.monotonic() - computed_at < self.sci_refresh
-        if sci_edges != self._edges or not fresh:
-            sci = sci_rows(self.engine, now)
-            self._sci = (self._edges, writes, time.monotonic(), sci)
+        rows = self.segment_rows(now) + self.parts.rows(now)
         # Callers may edit rows (snapshots do): hand out copies.
-        return [dict(row) for row in segments + sci]
+        return [dict(row) for row in rows]
 
 
 def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None:
     def rows_at(at: float | None) -> tuple[float, list[dict[str, Any]]]:
         now = time.time() if at is None else at
-        return now, kpi_rows(engine, now) if at is not None else reader.rows(now)
+        return now, kpi_rows(engine, reader.parts, now) if at is not None else reader.rows(now)
 
     def refused(view: View, error: QueryError) -> Response:
         return view.json(error.body, status=400)

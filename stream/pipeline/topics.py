@@ -18,8 +18,9 @@ class TopicNames:
     deadletter: str
     snapshots: str
     followups: str
-    # Internal: stage-1 -> stage-2 partial sums.
+    # Internal: stage-1 -> stage-2 partial sums; stage-2 partitions' parts -> the final step.
     partials: str
+    parts: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicNames:
@@ -35,6 +36,7 @@ class TopicNames:
             snapshots=t("kpi.snapshots"),
             followups=t("followups"),
             partials=t("internal.kpi-partials"),
+            parts=t("internal.kpi-parts"),
         )
 
     def all(self) -> list[str]:

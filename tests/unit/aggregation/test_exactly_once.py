@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.aggregation.buckets import apply_partial, window_vectors
+from stream.aggregation.buckets import KeyPlan, apply_partial, window_vectors
 from stream.aggregation.dedupe import decide_revision
 from stream.aggregation.messages import (
     BucketState,
@@ -72,7 +72,8 @@ class Stage2:
     def deliver(self, destination: int, partial: Partial) -> None:
         self.delivered[destination].append(partial)
         self.order.append(partial)
-        apply_partial(self.states, partial, NOW)
+        # Agents' group records are sharded like the destinations (as the engine does).
+        apply_partial(self.states, partial, NOW, plan=KeyPlan(NOW, DESTINATIONS))
 
 
 scores = (

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from stream.aggregation.buckets import apply_partial, window_vectors
 from stream.aggregation.messages import BucketState, Entry, Partial, owner_partition
 from stream.kpi import summary as s
-from stream.kpi.segments import OTHER, group_of, member_segment
+from stream.kpi.segments import OTHER, group_of, member_segment, shard_of
 
 NOW = 1_714_600_000.0
 SRC = "cx.responses:0"
@@ -24,11 +24,13 @@ def n_by_segment(states: dict[bytes, BucketState], window: str = "5m") -> dict[s
 
 def test_group_of_and_member_segment_round_trip() -> None:
     assert group_of("q|sms|billing") == ("q|sms|*", "billing")
-    assert group_of("a|agent-7") == ("a|*", "agent-7")
+    assert group_of("a|agent-7") == ("a|0|*", "agent-7")
+    shard = shard_of("agent-7", 4)
+    assert group_of("a|agent-7", 4) == (f"a|{shard}|*", "agent-7")
     assert group_of("q|sms|all") is None and group_of("churn") is None
     assert group_of("c|cust-1") is None
     assert member_segment("q|sms|*", "billing") == "q|sms|billing"
-    assert member_segment("a|*", "agent-7") == "a|agent-7"
+    assert member_segment("a|3|*", "agent-7") == "a|agent-7"
 
 
 def test_a_group_and_its_members_have_one_owner() -> None:
@@ -37,7 +39,17 @@ def test_a_group_and_its_members_have_one_owner() -> None:
             assert owner_partition(f"q|ivr|{queue}", partitions) == owner_partition(
                 "q|ivr|*", partitions
             )
-        assert owner_partition("a|agent-1", partitions) == owner_partition("a|*", partitions)
+        shard = shard_of("agent-1", partitions)
+        assert owner_partition("a|agent-1", partitions) == shard
+        assert owner_partition(f"a|{shard}|*", partitions) == shard
+        assert owner_partition("c|cust-1", partitions) == shard_of("cust-1", partitions)
+
+
+def test_agents_and_customers_spread_over_every_partition() -> None:
+    for kind in ("a", "c"):
+        owners = [owner_partition(f"{kind}|id-{i}", 4) for i in range(4000)]
+        shares = [owners.count(p) / len(owners) for p in range(4)]
+        assert max(shares) < 0.27, shares
 
 
 def test_members_beyond_the_limit_count_as_other() -> None:

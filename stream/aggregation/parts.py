@@ -1,0 +1,142 @@
+"""The final step: per-partition parts of the series that span partitions, and their merge.
+
+Agents and customers are spread over the stage-2 partitions by their own ids, so two kinds
+of series need every partition:
+  - the agent gauges: the top K agents by responses in each window (ties broken by id),
+    every other agent folded into "other";
+  - the SCI: customers per band in each window, and the share of secure ones.
+Each partition's owner sums its share up in a *part* (per window: its own top K agents with
+their summary vectors, the merged vector of all its other agents as member "other", and its
+customers per SCI band), and the owner of the final partition merges the latest part of
+every partition:
+  - agents: the union of the candidates, "other" = the sum of the parts' "other";
+    exact, because an agent in the global top K is in its own partition's top K (every agent
+    lives on one partition, and all rank by the same order), and the exporter's fold
+    (stream.exporter.collector) then picks the global top K and adds the rest to "other";
+  - SCI: band counts add up; secure ratio = secure / all customers of the window.
+A part is a function of its partition's state at one time: re-sending, replaying or
+reordering parts of one partition cannot double anything, the latest one wins.
+
+Vectors travel sparse ([slot, value, ...]); the input of the final step is one part per
+partition and per refresh, never per event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import msgspec
+
+from stream.kpi import sci, summary
+from stream.kpi.segments import OTHER, Segment
+from stream.kpi.windows import WINDOWS
+
+Vectors = Mapping[tuple[str, str], list[float]]  # (segment, window) -> summary vector
+
+
+class Part(msgspec.Struct, array_like=True):
+    """One stage-2 partition's share of the spanning series, at time `at`."""
+
+    partition: int
+    at: float
+    edges: list[int]  # each window's current bucket at `at`: the part holds for these
+    agents: dict[str, list[tuple[str, list[float]]]]  # window -> [(agent id or OTHER, sparse)]
+    sci: dict[str, list[int]]  # window -> customers per band, in sci.BANDS order
+
+
+def edges_at(now: float) -> list[int]:
+    return [w.bucket(now) for w in WINDOWS]
+
+
+def sparse(vector: list[float]) -> list[float]:
+    out: list[float] = []
+    for slot, value in enumerate(vector):
+        if value:
+            out += (slot, int(value) if value == int(value) else value)
+    return out
+
+
+def dense(values: list[float]) -> list[float]:
+    vector = summary.initialize()
+    summary.add(vector, values)
+    return vector
+
+
+def agent_candidates(
+    agent_vectors: Vectors, top_k: int
+) -> dict[str, list[tuple[str, list[float]]]]:
+    """Per window: the top `top_k` agents by responses (ties by id) and the rest as OTHER."""
+    by_window: dict[str, list[tuple[str, list[float]]]] = defaultdict(list)
+    for (segment, window), vector in agent_vectors.items():
+        by_window[window].append((Segment.parse(segment).agent_id, vector))
+    out: dict[str, list[tuple[str, list[float]]]] = {}
+    for window, agents in by_window.items():
+        ranked = sorted(
+            (a for a in agents if a[0] != OTHER), key=lambda a: (-a[1][summary.N], a[0])
+        )
+        rest = ranked[top_k:] + [a for a in agents if a[0] == OTHER]
+        chosen = [(agent, sparse(vector)) for agent, vector in ranked[:top_k]]
+        if rest:
+            chosen.append((OTHER, sparse(summary.merge_all(v for _, v in rest))))
+        out[window] = chosen
+    return out
+
+
+def sci_counts(customer_sums: Mapping[str, Mapping[str, list[float]]]) -> dict[str, list[int]]:
+    """Per window: customers per band (customers with answers only)."""
+    out: dict[str, list[int]] = {}
+    for window, customers in customer_sums.items():
+        counts = dict.fromkeys(sci.BANDS, 0)
+        for total, n in customers.values():
+            if n > 0:
+                counts[sci.band_of_sum(total, n)] += 1
+        if any(counts.values()):
+            out[window] = [counts[band] for band in sci.BANDS]
+    return out
+
+
+def make_part(
+    partition: int,
+    now: float,
+    agent_vectors: Vectors,
+    customer_sums: Mapping[str, Mapping[str, list[float]]],
+    top_k: int,
+) -> Part:
+    return Part(
+        partition, now, edges_at(now), agent_candidates(agent_vectors, top_k),
+        sci_counts(customer_sums),
+    )  # fmt: skip
+
+
+def merge_agents(parts: Iterable[Part]) -> dict[tuple[str, str], list[float]]:
+    """(agent segment, window) -> vector over every part; "a|other" sums the parts' rests."""
+    merged: dict[tuple[str, str], list[float]] = {}
+    for part in parts:
+        for window, agents in part.agents.items():
+            for agent_id, values in agents:
+                key = (Segment("a", agent_id=agent_id).key(), window)
+                if key in merged:
+                    summary.add(merged[key], values)  # only OTHER: an agent has one partition
+                else:
+                    merged[key] = dense(values)
+    return merged
+
+
+def merge_sci(parts: Iterable[Part]) -> dict[str, sci.Sci]:
+    """Window -> SCI over the customers of every part."""
+    counts: dict[str, list[int]] = {}
+    for part in parts:
+        for window, bands in part.sci.items():
+            total = counts.setdefault(window, [0] * len(sci.BANDS))
+            for i, n in enumerate(bands):
+                total[i] += n
+    out = {}
+    for window, bands in counts.items():
+        customers = dict(zip(sci.BANDS, bands, strict=True))
+        out[window] = sci.Sci(customers, customers["secure"] / sum(bands))
+    return out
+
+
+encode_part = msgspec.msgpack.Encoder().encode
+decode_part = msgspec.msgpack.Decoder(Part).decode

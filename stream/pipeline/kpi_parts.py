@@ -1,0 +1,185 @@
+"""Final-step wiring: each stage-2 partition's part goes to the final partition's owner, which
+serves the merged agent and SCI rows (the maths: stream.aggregation.parts).
+
+  - A timer sends, every `CX_PART_INTERVAL_SECONDS`, the part of every stage-2 partition this
+    worker owns whose state or window edges changed (one record per partition, to the one
+    final partition of the parts topic).
+  - An agent on that partition keeps the latest part of each stage-2 partition in a table (a
+    changelog, so a new owner recovers it).
+  - The final partition's owner merges: its own partitions' parts fresh from its tables,
+    the others' latest received ones. A single worker is therefore exact at any time; with
+    several, the others' shares lag by up to the part interval (plus a produce round trip).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from typing import Any
+
+from stream.aggregation.buckets import customer_window_sums, window_vectors
+from stream.aggregation.parts import (
+    Part,
+    decode_part,
+    edges_at,
+    encode_part,
+    make_part,
+    merge_agents,
+    merge_sci,
+)
+from stream.faustx import (
+    CodecTable,
+    RecordBatch,
+    assigned,
+    confirmed,
+    declare_table,
+    send_batched,
+)
+from stream.kpi import report
+from stream.kpi.segments import Segment
+from stream.pipeline.app import CxApp
+from stream.pipeline.batches import batch_agent
+from stream.pipeline.codecs import PART
+from stream.pipeline.health import table_recovery
+from stream.pipeline.kpi_engine import KpiEngine
+
+log = logging.getLogger(__name__)
+Row = dict[str, Any]
+
+
+def final_partition(partitions: int) -> int:
+    """The partition of the parts topic (and so the worker) that runs the final step."""
+    return zlib.crc32(b"kpi-final") % partitions
+
+
+class KpiParts:
+    """This worker's parts, the final step's table, and the merged rows."""
+
+    def __init__(self, app: CxApp, engine: KpiEngine) -> None:
+        self.app = app
+        self.engine = engine
+        self.topic = app.names.parts
+        self.final = final_partition(app.settings.partitions)
+        self.top_k = app.settings.agent_top_k
+        self.sci_refresh = app.settings.sci_refresh_seconds
+        table = CodecTable(
+            app, value_codec=PART, encode=encode_part, decode=decode_part, name="kpi-parts",
+            beacon=app.tables.beacon, partitions=app.settings.partitions,
+            store="memory://local",
+        )  # fmt: skip
+        self.table = declare_table(app, table)
+        self._dirty: dict[int, set[str]] = {}  # partition -> changed kinds ("a", "c")
+        self._own: dict[int, Part] = {}  # the last part computed per owned partition
+        self._sci_at: dict[int, float] = {}  # monotonic time of each partition's SCI count
+        self._sent: dict[int, bytes] = {}
+        self._merged: tuple[object, list[Row]] = (None, [])
+        engine.listeners.append(self.mark)
+        batch_agent(app, self.topic, "kpi-final", self.receive)
+        app.timer(interval=app.settings.part_interval_seconds)(self.publish)
+
+    def mark(self, partition: int, keys: set[bytes]) -> None:
+        kinds = self._dirty.setdefault(partition, set())
+        for key in keys:
+            if key.startswith((b"a|", b"c|")):
+                kinds.add(chr(key[0]))
+
+    # -- per partition ---------------------------------------------------------------------
+    def compute(self, partition: int, now: float) -> Part:
+        """`partition`'s part at `now`, from this worker's tables."""
+        vectors = window_vectors(self.engine.agent_items(partition, now), now)
+        sums = customer_window_sums(self.engine.customer_items(partition), now)
+        return make_part(partition, now, vectors, sums, self.top_k)
+
+    def own_part(self, partition: int, now: float) -> Part:
+        """`partition`'s part, recomputed when its state or window edges changed (its SCI
+        counts, which read every customer, at most every `sci_refresh` seconds)."""
+        last = self._own.get(partition)
+        dirty = self._dirty.pop(partition, set())
+        if last is not None and last.edges == edges_at(now) and not dirty:
+            return last
+        sci_due = time.monotonic() - self._sci_at.get(partition, 0.0) >= self.sci_refresh
+        if last is None or last.edges != edges_at(now) or ("c" in dirty and sci_due):
+            part = self.compute(partition, now)
+            self._sci_at[partition] = time.monotonic()
+        else:
+            if "c" in dirty:  # not counted yet: keep it marked for a later refresh
+                self._dirty.setdefault(partition, set()).add("c")
+            vectors = window_vectors(self.engine.agent_items(partition, now), now)
+            part = make_part(partition, now, vectors, {}, self.top_k)
+            part.sci = last.sci
+        self._own[partition] = part
+        return part
+
+    async def publish(self) -> None:
+        """Send the parts of owned partitions that changed since they were last sent."""
+        if not table_recovery(self.app).done:
+            return  # a part of a half-recovered partition would be wrong until the next one
+        now = time.time()
+        try:
+            values = []
+            for partition in sorted(self.engine.owned_partitions()):
+                part = self.own_part(partition, now)
+                content = _content(part)
+                if self._sent.get(partition) != content:
+                    values.append((str(partition).encode(), encode_part(part)))
+                    self._sent[partition] = content
+            if values:
+                await confirmed(await send_batched(self.app, self.topic, self.final, values))
+                self.app.metrics.written(self.topic, len(values))
+        except Exception:  # a timer that raises stops the app; the next tick sends again
+            log.exception("sending KPI parts failed")
+            self._sent.clear()
+
+    # -- the final step --------------------------------------------------------------------
+    async def receive(self, batches: list[RecordBatch]) -> None:
+        latest: dict[bytes, Part] = {}
+        for batch in batches:
+            for record in batch.records:
+                if record.key is not None:
+                    latest[record.key] = decode_part(record.value)
+        self.table.put_many(self.final, latest)
+        self.app.metrics.written(self.table.name, await self.table.confirm_changelog())
+
+    def owns_final(self) -> bool:
+        mine = assigned(self.app)
+        return any(tp.topic == self.topic and tp.partition == self.final for tp in mine)
+
+    def parts(self, now: float, fresh: bool = False) -> list[Part]:
+        """Every stage-2 partition's latest part (own ones from the tables; `fresh`: computed
+        at `now` rather than cached)."""
+        owned = self.engine.owned_partitions()
+        keys = [str(p).encode() for p in range(self.app.settings.partitions) if p not in owned]
+        received = [part for part in self.table.get_many(self.final, keys) if part is not None]
+        own = [self.compute(p, now) if fresh else self.own_part(p, now) for p in sorted(owned)]
+        return own + received
+
+    def rows(self, now: float, fresh: bool = False) -> list[Row]:
+        """The merged agent and SCI rows: on the final partition's owner only."""
+        if not self.owns_final():
+            return []
+        parts = self.parts(now, fresh)
+        if fresh:
+            return merged_rows(parts)
+        version = tuple((p.partition, p.at) for p in parts)
+        if self._merged[0] != version:
+            self._merged = (version, merged_rows(parts))
+        return self._merged[1]
+
+
+def _content(part: Part) -> bytes:
+    """What makes two parts different (not the time they were computed at)."""
+    return encode_part(Part(part.partition, 0.0, part.edges, part.agents, part.sci))
+
+
+def merged_rows(parts: list[Part]) -> list[Row]:
+    rows: list[Row] = []
+    for (segment, window), vector in sorted(merge_agents(parts).items()):
+        agent_id = Segment.parse(segment).agent_id
+        rows.append({"window": window, "kind": "a", "agent_id": agent_id,
+                     "kpis": report.kpis(vector), "vector": vector})  # fmt: skip
+    for window, result in sorted(merge_sci(parts).items()):
+        kpis: dict[str, float] = {f"sci_customers_{b}": n for b, n in result.customers.items()}
+        kpis["sci_secure_ratio"] = result.secure_ratio
+        rows.append({"window": window, "kind": "sci", "kpis": kpis, "vector": []})
+    return rows
