@@ -58,16 +58,24 @@ Row = dict[str, Any]
 
 class KpiCollector(Collector):
     def __init__(
-        self, rows: Callable[[], list[Row]], top_k: int = 100, queue_top_k: int = 50
+        self,
+        rows: Callable[[], list[Row]],
+        top_k: int = 100,
+        queue_top_k: int = 50,
+        agent_rows: Callable[[], list[Row]] | None = None,
     ) -> None:
         self.rows = rows
+        # Agents spread over partitions: their gauges come from the final step's merged
+        # candidates (stream.pipeline.kpi_parts), not from this worker's own agents.
+        self.agent_rows = agent_rows
         self.top_k = top_k
         self.queue_top_k = queue_top_k
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         rows = self.rows()
+        agents = self.agent_rows() if self.agent_rows is not None else rows
         yield from self._segment_gauges([r for r in rows if r["kind"] == "q"])
-        yield from self._agent_gauges([r for r in rows if r["kind"] == "a"])
+        yield from self._agent_gauges([r for r in agents if r["kind"] == "a"])
         yield from self._churn_and_sci(rows)
 
     def _segment_gauges(self, rows: list[Row]) -> Iterator[GaugeMetricFamily]:

@@ -45,6 +45,7 @@ from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
 
 log = logging.getLogger(__name__)
+QUIET_SECONDS = 0.2
 Row = dict[str, Any]
 
 
@@ -72,8 +73,9 @@ class KpiParts:
         self._dirty: dict[int, set[str]] = {}  # partition -> changed kinds ("a", "c")
         self._own: dict[int, Part] = {}  # the last part computed per owned partition
         self._sci_at: dict[int, float] = {}  # monotonic time of each partition's SCI count
+        self._customers_at: dict[int, float] = {}  # and of the last change to its customers
         self._sent: dict[int, bytes] = {}
-        self._merged: tuple[object, list[Row]] = (None, [])
+        self._merged: tuple[object, tuple[list[Row], list[Row]]] = (None, ([], []))
         engine.listeners.append(self.mark)
         batch_agent(app, self.topic, "kpi-final", self.receive)
         app.timer(interval=app.settings.part_interval_seconds)(self.publish)
@@ -83,6 +85,8 @@ class KpiParts:
         for key in keys:
             if key.startswith((b"a|", b"c|")):
                 kinds.add(chr(key[0]))
+        if "c" in kinds:
+            self._customers_at[partition] = time.monotonic()
 
     # -- per partition ---------------------------------------------------------------------
     def compute(self, partition: int, now: float) -> Part:
@@ -98,7 +102,12 @@ class KpiParts:
         dirty = self._dirty.pop(partition, set())
         if last is not None and last.edges == edges_at(now) and not dirty:
             return last
-        sci_due = time.monotonic() - self._sci_at.get(partition, 0.0) >= self.sci_refresh
+        clock = time.monotonic()
+        # Recounted once the customers' writes pause, or at most every `sci_refresh` seconds
+        # under a steady load.
+        sci_due = clock - self._sci_at.get(partition, 0.0) >= self.sci_refresh or (
+            clock - self._customers_at.get(partition, 0.0) >= QUIET_SECONDS
+        )
         if last is None or last.edges != edges_at(now) or ("c" in dirty and sci_due):
             part = self.compute(partition, now)
             self._sci_at[partition] = time.monotonic()
@@ -154,10 +163,14 @@ class KpiParts:
         own = [self.compute(p, now) if fresh else self.own_part(p, now) for p in sorted(owned)]
         return own + received
 
-    def rows(self, now: float, fresh: bool = False) -> list[Row]:
-        """The merged agent and SCI rows: on the final partition's owner only."""
+    def merged(self, now: float, fresh: bool = False) -> tuple[list[Row], list[Row]]:
+        """The merged (agent rows, SCI rows): on the final partition's owner only.
+
+        Agent rows: each partition's top K per window and "other" (what the agent gauges
+        export, folded to the global top K); every agent's own row stays with its partition's
+        owner (stream.pipeline.kpi_views). SCI rows: over every customer."""
         if not self.owns_final():
-            return []
+            return [], []
         parts = self.parts(now, fresh)
         if fresh:
             return merged_rows(parts)
@@ -166,20 +179,27 @@ class KpiParts:
             self._merged = (version, merged_rows(parts))
         return self._merged[1]
 
+    def agent_rows(self, now: float | None = None) -> list[Row]:
+        return self.merged(time.time() if now is None else now)[0]
+
+    def sci_rows(self, now: float, fresh: bool = False) -> list[Row]:
+        return self.merged(now, fresh)[1]
+
 
 def _content(part: Part) -> bytes:
     """What makes two parts different (not the time they were computed at)."""
     return encode_part(Part(part.partition, 0.0, part.edges, part.agents, part.sci))
 
 
-def merged_rows(parts: list[Part]) -> list[Row]:
-    rows: list[Row] = []
+def merged_rows(parts: list[Part]) -> tuple[list[Row], list[Row]]:
+    agents: list[Row] = []
     for (segment, window), vector in sorted(merge_agents(parts).items()):
         agent_id = Segment.parse(segment).agent_id
-        rows.append({"window": window, "kind": "a", "agent_id": agent_id,
-                     "kpis": report.kpis(vector), "vector": vector})  # fmt: skip
+        agents.append({"window": window, "kind": "a", "agent_id": agent_id,
+                       "kpis": report.kpis(vector), "vector": vector})  # fmt: skip
+    scis: list[Row] = []
     for window, result in sorted(merge_sci(parts).items()):
         kpis: dict[str, float] = {f"sci_customers_{b}": n for b, n in result.customers.items()}
         kpis["sci_secure_ratio"] = result.secure_ratio
-        rows.append({"window": window, "kind": "sci", "kpis": kpis, "vector": []})
-    return rows
+        scis.append({"window": window, "kind": "sci", "kpis": kpis, "vector": []})
+    return agents, scis

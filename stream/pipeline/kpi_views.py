@@ -32,23 +32,20 @@ from stream.pipeline.queries import (
 )
 
 _encode = msgspec.json.Encoder().encode
-SPANNING = (b"a|", b"c|")  # bucket keys of agents and customers
 log = logging.getLogger(__name__)
 
 
 def kpi_rows(engine: KpiEngine, parts: KpiParts, now: float) -> list[dict[str, Any]]:
     """Every (window, segment) this worker serves at `now`, with its KPIs and raw counts."""
-    return segment_rows(engine, now) + parts.rows(now, fresh=True)
+    return segment_rows(engine, now) + parts.sci_rows(now, fresh=True)
 
 
 def segment_rows(
     engine: KpiEngine, now: float, items: Iterable[tuple[bytes, BucketState]] | None = None
 ) -> list[dict[str, Any]]:
-    """The rows of the queue and churn segments (`items`: of these bucket states only).
-
-    Agents' and customers' rows span partitions: stream.pipeline.kpi_parts merges them."""
-    items = engine.owned_items() if items is None else items
-    vectors = window_vectors(((k, v) for k, v in items if not k.startswith(SPANNING)), now)
+    """The rows of every segment but customers (`items`: of these bucket states only): the
+    queues' and agents' of the partitions this worker owns, and churn."""
+    vectors = window_vectors(engine.owned_items() if items is None else items, now)
     for key, window in list(vectors):
         if window == ALL_TIME:  # churn is defined (maybe 0) in every window once customers exist
             for w in WINDOWS:
@@ -72,7 +69,10 @@ def segment_rows(
                 else {}
             )
         else:
-            row |= {"channel": segment.channel, "queue": segment.queue}
+            if segment.kind == "q":
+                row |= {"channel": segment.channel, "queue": segment.queue}
+            else:
+                row["agent_id"] = segment.agent_id
             row["kpis"] = report.kpis(vector)
         row["vector"] = vector
         rows.append(row)
@@ -86,8 +86,8 @@ class KpiReader:
     bucket boundaries). Between two edges only the segments a stage-2 batch changed are
     computed again (the engine reports the keys it wrote, `mark`); at an edge, or when the
     owned partitions change, every segment is. So a scrape costs O(series), plus the
-    changed segments' buckets. Agent and SCI rows come merged from the parts
-    (stream.pipeline.kpi_parts), which cache per partition the same way.
+    changed segments' buckets. The SCI rows come merged from every partition's part
+    (stream.pipeline.kpi_parts), which caches per partition the same way.
     """
 
     def __init__(self, engine: KpiEngine, parts: KpiParts) -> None:
@@ -102,8 +102,8 @@ class KpiReader:
     def mark(self, partition: int, keys: Iterable[bytes]) -> None:
         """Bucket keys a batch wrote: their segments' rows are computed again when read."""
         for key in keys:
-            if key.startswith(SPANNING):
-                continue  # agents and customers: see KpiParts
+            if key.startswith(b"c|"):
+                continue  # customers: see KpiParts
             try:
                 segment = parse_key(key)[0]
             except ValueError:
@@ -134,7 +134,7 @@ class KpiReader:
 
     def rows(self, now: float | None = None) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
-        rows = self.segment_rows(now) + self.parts.rows(now)
+        rows = self.segment_rows(now) + self.parts.sci_rows(now)
         # Callers may edit rows (snapshots do): hand out copies.
         return [dict(row) for row in rows]
 

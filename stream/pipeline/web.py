@@ -18,6 +18,7 @@ def register_web(app: CxApp, reader: KpiReader) -> None:
             reader.rows,
             top_k=app.settings.agent_top_k,
             queue_top_k=app.settings.queue_top_k,
+            agent_rows=reader.parts.agent_rows,
         )
     )
     app.registry.register(ConsumerLagCollector(lambda: faustx.lag(app)))

@@ -79,7 +79,8 @@ async def test_join_and_leave_under_load(
     first = make_worker("first", CX_SESSION_TIMEOUT="6")
     await asyncio.to_thread(first.start, 4)
     universe = await asyncio.to_thread(input_partitions, first)
-    feed = Feed(kafka_bootstrap, topic_prefix, traffic, chunks=14 * CYCLES + 10, pause=0.5, budget=3)
+    chunks = 14 * CYCLES + 10
+    feed = Feed(kafka_bootstrap, topic_prefix, traffic, chunks=chunks, pause=0.5, budget=3)
     async with feed:
         peak = 0
         rebalances: list[str] = []
@@ -126,6 +127,6 @@ async def test_join_and_leave_under_load(
         peak_series=peak,
         seconds=round(time.monotonic() - started),
     )
-    print(f"rebalances: {', '.join(rebalances)}; chunks sent during each leave: {sent_during_leave}")
+    print(f"rebalances: {', '.join(rebalances)}; chunks sent per leave: {sent_during_leave}")
     assert all(sent_during_leave), f"chunks sent while the worker left: {sent_during_leave}"
     assert first.process is not None and first.process.poll() is None
