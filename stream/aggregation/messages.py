@@ -50,6 +50,23 @@ def split_partial(partial: Partial, max_entries: int = MAX_ENTRIES) -> list[Part
     return out
 
 
+def split_sums(partial: Partial, max_entries: int = MAX_ENTRIES) -> list[Partial]:
+    """`partial` of summed entries (all at one offset) as consecutive partials of at most
+    `max_entries` entries, never splitting one segment's entries: two of one segment may land
+    in one key (two 15 s buckets of one 12 h bucket), and the second would find the key
+    marked by the first if they travelled apart."""
+    entries = sorted(partial.entries, key=lambda e: e.segment)
+    out: list[Partial] = []
+    start = 0
+    while start < len(entries):
+        end = min(start + max_entries, len(entries))
+        while end < len(entries) and entries[end].segment == entries[end - 1].segment:
+            end += 1
+        out.append(Partial(partial.src, entries[start:end]))
+        start = end
+    return out
+
+
 class Contribution(msgspec.Struct, array_like=True):
     t: float
     segments: list[str]

@@ -1,19 +1,30 @@
-"""Stage 1 over a batch, pure: parse, route, decide each id once, group the deltas.
+"""Stage 1 over a batch, pure: parse, route, decide each id once, sum the deltas.
 
 One batch holds consecutive records of one source partition. The plan says what the agent
 must send (partials per stage-2 partition, follow-ups, dead letters, re-published mis-keyed
 messages) and which id states to write, one per id however often it occurs in the batch.
+
+Pre-aggregation (before the keyed hop to stage 2): the entries of a batch's new decisions are
+summed per (segment, 15 s bucket), which is one bucket of every window, and tagged with the
+batch's last offset L. A queue or agent that gets half of all answers then costs stage 2 one
+entry per batch, not one per answer. Stage 2 applies an entry once per key and source (its
+offset above the key's mark), so summing is only safe for offsets no earlier attempt may
+have sent, under another cut: before sending a batch's partials, the agent records "every
+offset up to L may have been sent" (the in-flight mark, `inflight_until`), and a batch that
+starts at or below the mark (a re-read after a crash) goes one entry per message, as
+replays always do (stream/aggregation/dedupe.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from stream.aggregation.dedupe import Decision
 from stream.aggregation.followups import followup_of
-from stream.aggregation.messages import Entry, IdState
+from stream.aggregation.messages import Entry, IdState, Partial, split_partial, split_sums
 from stream.channels import Rejected, TimeLimits
 from stream.channels.guard import guarded
 from stream.models import SurveyResponse
@@ -32,11 +43,64 @@ class Parsed:
 Parser = Callable[[bytes, TimeLimits], Parsed | Rejected]
 
 
+SUM_BUCKET = 15  # seconds: the finest window bucket, which every coarser one contains
+
+
+class PartialsBuilder:
+    """The entries of one batch bound for each stage-2 partition: one per message (`add`),
+    or summed per (segment, 15 s bucket) under the batch's last offset (`add_summed`)."""
+
+    def __init__(self, owner_of: Callable[[str], int]) -> None:
+        self.owner_of = owner_of
+        self.single: dict[int, list[Entry]] = defaultdict(list)
+        self.sums: dict[int, dict[tuple[str, int], tuple[float, dict[int, float]]]] = defaultdict(
+            dict
+        )
+
+    def add(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            self.single[self.owner_of(entry.segment)].append(entry)
+
+    def add_summed(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            sums = self.sums[self.owner_of(entry.segment)]
+            key = (entry.segment, math.floor(entry.t / SUM_BUCKET))
+            found = sums.get(key)
+            if found is None:
+                found = sums[key] = (entry.t, {})
+            slots = found[1]
+            delta = entry.delta
+            for i in range(0, len(delta), 2):
+                slot = int(delta[i])
+                slots[slot] = slots.get(slot, 0.0) + delta[i + 1]
+
+    @property
+    def summed(self) -> bool:
+        return any(self.sums.values())
+
+    def records(self, src: str, last_offset: int) -> dict[int, list[Partial]]:
+        """Per stage-2 partition, its partials in sending order: the one-per-message entries
+        first (their offsets are below `last_offset`, which the sums are tagged with)."""
+        out: dict[int, list[Partial]] = {}
+        for dest in self.single.keys() | self.sums.keys():
+            records = split_partial(Partial(src, self.single.get(dest, [])))
+            summed = [
+                Entry(last_offset, segment, t, [x for slot in sorted(v) for x in (slot, v[slot])])
+                for (segment, _), (t, v) in self.sums.get(dest, {}).items()
+            ]
+            records = [r for r in records if r.entries] + split_sums(Partial(src, summed))
+            if records:
+                out[dest] = records
+        return out
+
+
 @dataclass
 class Stage1Plan:
     rejected: list[tuple[int, Rejected]] = field(default_factory=list)  # (index, why)
     misrouted: list[tuple[int, bytes, int]] = field(default_factory=list)  # (index, id, home)
-    partials: dict[int, list[Entry]] = field(default_factory=lambda: defaultdict(list))
+    partials: dict[int, list[Partial]] = field(default_factory=dict)  # per stage-2 partition
+    summed: bool = False  # some partials hold sums
+    last_offset: int = -1
     states: dict[bytes, IdState] = field(default_factory=dict)
     followups: list[Followup] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -52,15 +116,22 @@ def plan_batch(
     home_of: Callable[[bytes], int],
     owner_of: Callable[[str], int],
     followup_max_age: float = 48 * 3600.0,
+    inflight_until: int = -1,
 ) -> Stage1Plan:
     """Plan a batch of `(offset, value)` records of source `src` ("topic:partition").
 
     `load_states` reads the ids' stored states (once, for every id of the batch), `home_of`
     gives an id's partition, `owner_of` a segment's stage-2 partition. A message whose id
     lives in another partition is re-published there: every message of an id then comes
-    from one partition in one order, which a replay after a crash repeats.
+    from one partition in one order, which a replay after a crash repeats. A batch starting
+    at or before `inflight_until` (the in-flight mark) sends one entry per message.
     """
     plan = Stage1Plan()
+    builder = PartialsBuilder(owner_of)
+    # A batch that reaches back into the in-flight range sends nothing summed: its sums could
+    # overlap what an earlier attempt sent summed under another cut. Replays (below) never
+    # sum: their entries are no-ops, which a lost record of them must stay.
+    summing = bool(records) and records[0][0] > inflight_until
     now = limits.now.timestamp()
     parsed: list[tuple[int, Parsed]] = []
     for index, (offset, value) in enumerate(records):
@@ -81,12 +152,18 @@ def plan_batch(
             plan.outcomes[decision.outcome] += 1
         if decision.state is not None:
             states[p.key] = plan.states[p.key] = decision.state
-        for entry in decision.entries:
-            plan.partials[owner_of(entry.segment)].append(entry)
+        if summing and decision.outcome in ("accepted", "revised"):
+            builder.add_summed(decision.entries)
+        else:
+            builder.add(decision.entries)
         if decision.outcome in ("accepted", "revised") and p.response is not None:
             assert decision.state is not None
             previous = decision.state.previous if decision.outcome == "revised" else None
             followup = followup_of(p.response, previous, now, followup_max_age)
             if followup is not None:
                 plan.followups.append(followup)
+    if records:
+        plan.last_offset = records[-1][0]
+        plan.partials = builder.records(src, plan.last_offset)
+        plan.summed = builder.summed
     return plan

@@ -32,6 +32,7 @@ from stream.aggregation.messages import (
     id_partition,
     owner_partition,
     split_partial,
+    split_sums,
 )
 from stream.aggregation.stage1 import Parsed, Parser, plan_batch
 from stream.aggregation.stage2 import apply_batch, copy_state, keys_touched
@@ -196,32 +197,43 @@ class KpiEngine:
     async def _stage1_batches(
         self, batches: list[RecordBatch], source: str, table: CodecTable, parse: Parser
     ) -> None:
-        """Plan each partition's batch, send everything the plans produce and wait for it
-        once, then write every partition's id states and wait for them once."""
+        """Plan each partition's batch; write the in-flight marks of those with sums; send
+        everything the plans produce and wait for it once; then write every partition's id
+        states and wait for them once."""
         app = self.app
         limits = app.settings.time_limits()
         producer = app.producer
         metrics = app.metrics
+        plans = []
+        for batch in batches:
+            partition = batch.tp.partition
+            src = f"{batch.tp.topic}:{partition}"
+            mark = inflight_mark(table.get_many(partition, [INFLIGHT])[0], src)
+            plan = plan_batch(
+                src, partition, [(r.offset, r.value) for r in batch.records], parse, limits,
+                functools.partial(table.get_many, partition),
+                self.home_of, self.owner_of, app.settings.followup_max_age,
+                inflight_until=mark,
+            )  # fmt: skip
+            if plan.partials:
+                marked = IdState(-1, src, max(mark, plan.last_offset), None)
+                table.put_many(partition, {INFLIGHT: marked})
+            plans.append((batch, plan))
+        # The marks before any partial: after a crash, what may have gone out summed is sent
+        # again one entry per message (stream/aggregation/stage1.py).
+        metrics.written(table.name, await table.confirm_changelog())
         sent: list[Awaitable[Any]] = []
         outgoing: list[Sent] = []
         followups: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
-        states: list[tuple[int, dict[bytes, IdState]]] = []
-        for batch in batches:
-            partition = batch.tp.partition
+        for batch, plan in plans:
             records = batch.records
-            src = f"{batch.tp.topic}:{partition}"
-            plan = plan_batch(
-                src, partition, [(r.offset, r.value) for r in records], parse, limits,
-                functools.partial(table.get_many, partition),
-                self.home_of, self.owner_of, app.settings.followup_max_age,
-            )  # fmt: skip
             sent += [await reject(app, records[i], why) for i, why in plan.rejected]
             for index, key, home in plan.misrouted:
                 sent.append(
                     await producer.send(source, key, records[index].value, home, None, None)
                 )
-            for dest, entries in plan.partials.items():
-                values = [(None, _encode(p)) for p in split_partial(Partial(src, entries))]
+            for dest, partials in plan.partials.items():
+                values = [(None, _encode(p)) for p in partials]
                 outgoing += await send_batched(app, self.names.partials, dest, values)
                 metrics.written(self.names.partials, len(values))
             for f in plan.followups:
@@ -231,14 +243,13 @@ class KpiEngine:
             metrics.written(source, len(plan.misrouted))
             for outcome, n in plan.outcomes.items():
                 metrics.count(source, outcome, n)
-            states.append((partition, plan.states))
         for partition, items in followups.items():
             outgoing += await send_batched(app, self.names.followups, partition, items)
         if sent:
             await asyncio.gather(*sent)
         await confirmed(outgoing)
-        for partition, written in states:
-            table.put_many(partition, written)
+        for batch, plan in plans:
+            table.put_many(batch.tp.partition, plan.states)
         metrics.written(table.name, await table.confirm_changelog())
 
     async def _sweep_ids(self, name: str, table: CodecTable, partition: int) -> None:
@@ -252,7 +263,9 @@ class KpiEngine:
             return
         self._last_sweep[(name, partition)] = now
         horizon = now - LONGEST.seconds - self.app.settings.late_grace_seconds
-        gone = [k for k, v in table.raw_items(partition) if _forgettable(v, horizon)]
+        gone = [
+            k for k, v in table.raw_items(partition) if k != INFLIGHT and _forgettable(v, horizon)
+        ]
         table.put_many(partition, dict.fromkeys(gone))
         self.app.metrics.written(table.name, await table.confirm_changelog())
 
@@ -363,13 +376,23 @@ def customer_chunks(partials: list[Partial]) -> list[list[Partial]]:
     size = 0
     for partial in partials:
         entries = [e for e in partial.entries if is_customer(e.segment)]
-        for piece in split_partial(Partial(partial.src, entries)) if entries else []:
+        split = split_sums if len({e.offset for e in entries}) == 1 else split_partial
+        for piece in split(Partial(partial.src, entries)) if entries else []:
             if size and size + len(piece.entries) > MAX_ENTRIES:
                 chunks.append([])
                 size = 0
             chunks[-1].append(piece)
             size += len(piece.entries)
     return [chunk for chunk in chunks if chunk]
+
+
+# The key of a stage-1 partition's in-flight mark in its id table: an IdState whose `offset`
+# is the last offset whose entries may have been sent summed (the id keys are never empty).
+INFLIGHT = b"\x00in-flight"
+
+
+def inflight_mark(state: IdState | None, src: str) -> int:
+    return state.offset if state is not None and state.src == src else -1
 
 
 def _forgettable(raw: object, horizon: float) -> bool:
