@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    the main job: local Kafka, a worker, traffic, /metrics
 #   make test   every test (unit, integration on a real broker, monitoring), plus lint and types
-.PHONY: setup run test lint unit schemas monitoring kafka-start kafka-stop clean
+.PHONY: setup run test lint unit schemas monitoring kafka-start kafka-stop clean bench-scale
 
 VENV_PY := .venv/bin/python
 
@@ -30,6 +30,11 @@ schemas: setup
 # monitoring/config.yml (the thresholds); tests/monitoring fails when they drift.
 monitoring: setup
 	$(VENV_PY) -m monitoring.generate
+
+# Scale-out: 1, 2 and 4 workers, uniform then skewed traffic, on a broker of its own (bench/scale.py);
+# options through ARGS, e.g. make bench-scale ARGS="--responses 5000 --workers 4".
+bench-scale: setup
+	$(VENV_PY) -m bench.scale $(ARGS)
 
 kafka-start: setup
 	$(VENV_PY) -m stream kafka start

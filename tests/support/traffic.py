@@ -1,5 +1,10 @@
 """Deterministic test traffic: responses with duplicates, revisions, late and mis-keyed messages,
-dispatches and customer lifecycles, all relative to a given `now`."""
+dispatches and customer lifecycles, all relative to a given `now`.
+
+`Population` says who answers: how many customers and agents, and which share of all answers
+goes to one hot queue and one hot agent (the skewed traffic of the scale-out test and bench).
+The default population gives exactly the traffic the tests were written against.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,18 @@ import orjson
 CHANNELS = ("ivr", "sms", "email", "web")
 QUEUES = ("billing", "sales", "support", None)
 SPANS = (240, 3000, 82800, 561600)  # seconds back: inside 5m, 1h, 24h and 7d windows
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who answers. A `skew` share of all answers goes to `hot_queue` and `hot_agent`; the rest
+    spread uniformly over the other queues (or none) and the other agents (or none)."""
+
+    customers: int = 3000
+    agents: int = 25
+    skew: float = 0.0
+    hot_queue: str = "billing"
+    hot_agent: str = "agent-1"
 
 
 @dataclass
@@ -43,40 +60,59 @@ def _scores(rng: random.Random) -> dict[str, Any]:
     return scores or {"nps": rng.randint(0, 10)}
 
 
-def _response(rng: random.Random, rid: str, now: datetime, revision: int) -> dict[str, Any]:
+def _response(
+    rng: random.Random, rid: str, now: datetime, revision: int, who: Population
+) -> dict[str, Any]:
     response: dict[str, Any] = {
         "response_id": rid,
         "channel": rng.choice(CHANNELS),
         "occurred_at": _iso(now, rng.uniform(0, rng.choice(SPANS))),
         "scores": _scores(rng),
-        "customer_id": f"cust-{rng.randint(1, 3000)}",
+        "customer_id": f"cust-{rng.randint(1, who.customers)}",
         "comment": "Call me at +33 6 12 34 56 78",
     }
-    if (queue := rng.choice(QUEUES)) is not None:
-        response["queue"] = queue
-    if rng.random() < 0.7:
-        response["agent_id"] = f"agent-{rng.randint(1, 25)}"
+    if who.skew > 0:  # no draw otherwise: the default population keeps its exact traffic
+        _skewed(rng, response, who)
+    else:
+        if (queue := rng.choice(QUEUES)) is not None:
+            response["queue"] = queue
+        if rng.random() < 0.7:
+            response["agent_id"] = f"agent-{rng.randint(1, who.agents)}"
     if revision:
         response["revision"] = revision
     return response
 
 
-def make_traffic(now: datetime, responses: int = 10_000, seed: int = 7) -> Traffic:
+def _skewed(rng: random.Random, response: dict[str, Any], who: Population) -> None:
+    if rng.random() < who.skew:
+        response["queue"], response["agent_id"] = who.hot_queue, who.hot_agent
+        return
+    if (queue := rng.choice([q for q in QUEUES if q != who.hot_queue])) is not None:
+        response["queue"] = queue
+    if rng.random() < 0.7 and who.agents > 1:
+        agent = f"agent-{rng.randint(1, who.agents - 1)}"
+        response["agent_id"] = agent if agent != who.hot_agent else f"agent-{who.agents}"
+
+
+def make_traffic(
+    now: datetime, responses: int = 10_000, seed: int = 7, who: Population | None = None
+) -> Traffic:
+    who = who or Population()
     rng = random.Random(seed)
     traffic = Traffic()
     messages: list[dict[str, Any]] = []
     for i in range(responses):
         rid = f"r-{seed}-{i}"
-        versions = [_response(rng, rid, now, 0)]
+        versions = [_response(rng, rid, now, 0, who)]
         if rng.random() < 0.08:
-            versions.append(_response(rng, rid, now, 1))
+            versions.append(_response(rng, rid, now, 1, who))
             if rng.random() < 0.3:
-                versions.append(_response(rng, rid, now, 2))
+                versions.append(_response(rng, rid, now, 2, who))
         messages.extend(versions)
         for _ in range(rng.choice([0] * 14 + [1])):  # ~7% exact re-deliveries
             messages.append(rng.choice(versions))
     for i in range(150):
-        late = _response(rng, f"old-{seed}-{i}", now, 0)
+        late = _response(rng, f"old-{seed}-{i}", now, 0, who)
         late["occurred_at"] = _iso(now, 8.5 * 86400)
         messages.append(late)
     traffic.too_old = 150
