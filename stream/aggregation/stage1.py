@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 from stream.aggregation.dedupe import Decision
 from stream.aggregation.followups import followup_of
-from stream.aggregation.messages import Entry, IdState, Partial, split_partial, split_sums
+from stream.aggregation.messages import (
+    MAX_ENTRIES,
+    Entry,
+    IdState,
+    Partial,
+    split_partial,
+    split_sums,
+)
 from stream.channels import Rejected, TimeLimits
 from stream.channels.guard import guarded
 from stream.models import SurveyResponse
@@ -78,17 +85,20 @@ class PartialsBuilder:
     def summed(self) -> bool:
         return any(self.sums.values())
 
-    def records(self, src: str, last_offset: int) -> dict[int, list[Partial]]:
+    def records(
+        self, src: str, last_offset: int, max_entries: int = MAX_ENTRIES
+    ) -> dict[int, list[Partial]]:
         """Per stage-2 partition, its partials in sending order: the one-per-message entries
         first (their offsets are below `last_offset`, which the sums are tagged with)."""
         out: dict[int, list[Partial]] = {}
         for dest in self.single.keys() | self.sums.keys():
-            records = split_partial(Partial(src, self.single.get(dest, [])))
+            records = split_partial(Partial(src, self.single.get(dest, [])), max_entries)
             summed = [
                 Entry(last_offset, segment, t, [x for slot in sorted(v) for x in (slot, v[slot])])
                 for (segment, _), (t, v) in self.sums.get(dest, {}).items()
             ]
-            records = [r for r in records if r.entries] + split_sums(Partial(src, summed))
+            records = [r for r in records if r.entries]
+            records += split_sums(Partial(src, summed), max_entries)
             if records:
                 out[dest] = records
         return out
