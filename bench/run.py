@@ -96,10 +96,13 @@ async def changelog_records(bootstrap: str, app_id: str, partitions: int) -> int
         await consumer.stop()
 
 
-async def worker_run(bootstrap: str, prefix: str, count: int, workdir: Path) -> dict[str, Any]:
-    """(B): the full pipeline in one worker process."""
+async def worker_run(
+    bootstrap: str, prefix: str, count: int, workdir: Path, cwd: Path = PROJECT_ROOT
+) -> dict[str, Any]:
+    """(B): the full pipeline in one worker process (of the checkout at `cwd`)."""
     worker = Worker(bootstrap=bootstrap, prefix=prefix, data_dir=workdir / "worker",
-                    app_id=f"{prefix}app", extra_env={"CX_SNAPSHOT_INTERVAL": "3600"})  # fmt: skip
+                    app_id=f"{prefix}app", extra_env={"CX_SNAPSHOT_INTERVAL": "3600"},
+                    cwd=cwd)  # fmt: skip
     worker.start(wait_for_partitions=4, timeout=180)
     assert worker.process is not None
     cpu_before = cpu_seconds(worker.process.pid)

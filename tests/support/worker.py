@@ -32,6 +32,7 @@ class Worker:
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    cwd: Path = PROJECT_ROOT  # the checkout whose `stream` package runs (bench/cores.py)
 
     @property
     def url(self) -> str:
@@ -55,7 +56,7 @@ class Worker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "stream", "worker", "-l", "info"],
-            cwd=PROJECT_ROOT,
+            cwd=self.cwd,
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
