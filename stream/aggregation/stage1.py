@@ -30,7 +30,6 @@ from stream.aggregation.messages import (
     IdState,
     Partial,
     split_partial,
-    split_sums,
 )
 from stream.channels import Rejected, TimeLimits
 from stream.channels.guard import guarded
@@ -55,50 +54,73 @@ SUM_BUCKET = 15  # seconds: the finest window bucket, which every coarser one co
 
 class PartialsBuilder:
     """The entries of one batch bound for each stage-2 partition: one per message (`add`),
-    or summed per (segment, 15 s bucket) under the batch's last offset (`add_summed`)."""
+    or summed per (segment, 15 s bucket) (`add_summed`).
 
-    def __init__(self, owner_of: Callable[[str], int]) -> None:
+    Sums of one *generation* travel in one record per partition, tagged with the offset of
+    the generation's last message: a record holds every sum that reaches a state record (two
+    15 s buckets of one 12 h bucket, the members of one group), which split apart would find
+    the state marked by the first half. A generation ends when a partition's sums reach
+    `max_entries` (after a whole message: its removal and addition stay together), so a record
+    stays far below the broker's 1 MB limit; the next generation has a higher tag.
+    """
+
+    def __init__(
+        self, owner_of: Callable[[str], int], src: str, max_entries: int = MAX_ENTRIES
+    ) -> None:
         self.owner_of = owner_of
+        self.src = src
+        self.max_entries = max_entries
         self.single: dict[int, list[Entry]] = defaultdict(list)
         self.sums: dict[int, dict[tuple[str, int], tuple[float, dict[int, float]]]] = defaultdict(
             dict
         )
+        self.sealed: dict[int, list[Partial]] = defaultdict(list)
 
     def add(self, entries: list[Entry]) -> None:
         for entry in entries:
             self.single[self.owner_of(entry.segment)].append(entry)
 
-    def add_summed(self, entries: list[Entry]) -> None:
+    def add_summed(self, entries: list[Entry], offset: int) -> None:
+        """Add one message's entries (at `offset`) to the current generation's sums."""
+        full = False
         for entry in entries:
             sums = self.sums[self.owner_of(entry.segment)]
             key = (entry.segment, math.floor(entry.t / SUM_BUCKET))
             found = sums.get(key)
             if found is None:
                 found = sums[key] = (entry.t, {})
+                full = full or len(sums) >= self.max_entries
             slots = found[1]
             delta = entry.delta
             for i in range(0, len(delta), 2):
                 slot = int(delta[i])
                 slots[slot] = slots.get(slot, 0.0) + delta[i + 1]
+        if full:
+            self.seal(offset)
+
+    def seal(self, offset: int) -> None:
+        """End the current generation: its sums become one record per partition at `offset`."""
+        for dest, sums in self.sums.items():
+            if sums:
+                entries = [
+                    Entry(offset, segment, t, [x for slot in sorted(v) for x in (slot, v[slot])])
+                    for (segment, _), (t, v) in sums.items()
+                ]
+                self.sealed[dest].append(Partial(self.src, entries))
+        self.sums.clear()
 
     @property
     def summed(self) -> bool:
-        return any(self.sums.values())
+        return bool(self.sealed) or any(self.sums.values())
 
-    def records(
-        self, src: str, last_offset: int, max_entries: int = MAX_ENTRIES
-    ) -> dict[int, list[Partial]]:
+    def records(self, last_offset: int) -> dict[int, list[Partial]]:
         """Per stage-2 partition, its partials in sending order: the one-per-message entries
-        first (their offsets are below `last_offset`, which the sums are tagged with)."""
+        first (their offsets are below every generation's tag), then the generations."""
+        self.seal(last_offset)
         out: dict[int, list[Partial]] = {}
-        for dest in self.single.keys() | self.sums.keys():
-            records = split_partial(Partial(src, self.single.get(dest, [])), max_entries)
-            summed = [
-                Entry(last_offset, segment, t, [x for slot in sorted(v) for x in (slot, v[slot])])
-                for (segment, _), (t, v) in self.sums.get(dest, {}).items()
-            ]
-            records = [r for r in records if r.entries]
-            records += split_sums(Partial(src, summed), max_entries)
+        for dest in self.single.keys() | self.sealed.keys():
+            single = split_partial(Partial(self.src, self.single.get(dest, [])), self.max_entries)
+            records = [r for r in single if r.entries] + self.sealed.get(dest, [])
             if records:
                 out[dest] = records
         return out
@@ -137,7 +159,7 @@ def plan_batch(
     at or before `inflight_until` (the in-flight mark) sends one entry per message.
     """
     plan = Stage1Plan()
-    builder = PartialsBuilder(owner_of)
+    builder = PartialsBuilder(owner_of, src)
     # A batch that reaches back into the in-flight range sends nothing summed: its sums could
     # overlap what an earlier attempt sent summed under another cut. Replays (below) never
     # sum: their entries are no-ops, which a lost record of them must stay.
@@ -163,7 +185,7 @@ def plan_batch(
         if decision.state is not None:
             states[p.key] = plan.states[p.key] = decision.state
         if summing and decision.outcome in ("accepted", "revised"):
-            builder.add_summed(decision.entries)
+            builder.add_summed(decision.entries, offset)
         else:
             builder.add(decision.entries)
         if decision.outcome in ("accepted", "revised") and p.response is not None:
@@ -174,6 +196,6 @@ def plan_batch(
                 plan.followups.append(followup)
     if records:
         plan.last_offset = records[-1][0]
-        plan.partials = builder.records(src, plan.last_offset)
+        plan.partials = builder.records(plan.last_offset)
         plan.summed = builder.summed
     return plan

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -289,9 +289,27 @@ def scrape_together(workers: Sequence[Worker]) -> tuple[float, list[dict[Series,
             return before, scrapes
 
 
-def check_exported_once(workers: Sequence[Worker], traffic: Traffic) -> int:
+def check_exported_once(
+    workers: Sequence[Worker], traffic: Traffic, top_k: int = 100, timeout: float = 30.0
+) -> int:
     """Every KPI series on exactly one worker's /metrics, their union equal to the batch KPIs
-    of `traffic`; returns how many KPI series the workers export together."""
+    of `traffic` (queues, the global top-K agents and "other", SCI); returns how many KPI
+    series the workers export together.
+
+    Polls for up to `timeout` seconds: with several workers the merged series (agents, SCI)
+    follow the other workers' parts, which may be a part interval behind a window edge.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _exported_once(workers, traffic, top_k)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def _exported_once(workers: Sequence[Worker], traffic: Traffic, top_k: int) -> int:
     at, scrapes = scrape_together(workers)
     owned = [{s for s in scrape if not s[0].endswith("_total")} for scrape in scrapes]
     seen: set[Series] = set()
@@ -302,8 +320,9 @@ def check_exported_once(workers: Sequence[Worker], traffic: Traffic) -> int:
     merged: dict[Series, float] = {}
     for scrape in scrapes:
         merged |= scrape
+    expected = expected_kpis(traffic, at)
     checked = 0
-    for (window, segment), kpis in expected_kpis(traffic, at).items():
+    for (window, segment), kpis in expected.items():
         if segment[0] != "q":
             continue
         labels = frozenset({("window", window), ("channel", segment[1]), ("queue", segment[2])})
@@ -313,4 +332,49 @@ def check_exported_once(workers: Sequence[Worker], traffic: Traffic) -> int:
             assert abs(got - value) <= 1e-9 * max(1.0, abs(value)), (name, window, segment)
             checked += 1
     assert checked > 0
+    check_agents_and_sci(merged, traffic, expected, at, top_k)
     return len(seen)
+
+
+AGENT_GAUGES = {"cx_agent_nps": "nps", "cx_agent_nps_responses": "nps_responses",
+                "cx_agent_csat_responses": "csat_responses",
+                "cx_agent_csat_top2_box_ratio": "csat_top2_box_ratio"}  # fmt: skip
+
+
+def check_agents_and_sci(
+    merged: dict[Series, float], traffic: Traffic, expected: dict[Key, Any], at: float, top_k: int
+) -> None:
+    """The exported agents are the true top K by responses (ties by id), each exact, and
+    "other" holds exactly the rest; the SCI band counts and secure ratio are exact."""
+    winners = [r for r in winning_responses(traffic.responses).values() if r.get("agent_id")]
+    for window in WINDOWS:
+        n = Counter(
+            r["agent_id"] for r in winners if in_window(epoch(r["occurred_at"]), window, at)
+        )
+        ranked = sorted(n, key=lambda agent: (-n[agent], agent))
+        top, rest = ranked[:top_k], ranked[top_k:]
+        exported = {
+            dict(labels)["agent_id"]
+            for name, labels in merged
+            if name in AGENT_GAUGES and dict(labels)["window"] == window
+        }
+        assert exported == set(top) | ({"other"} if rest else set()), (window, len(exported))
+        for agent in top:
+            kpis = expected[(window, ("a", agent))]
+            labels = frozenset({("window", window), ("agent_id", agent)})
+            for name, kpi in AGENT_GAUGES.items():
+                if kpi in kpis:
+                    got = merged[(name, labels)]
+                    assert abs(got - kpis[kpi]) <= 1e-9 * max(1.0, abs(kpis[kpi])), (agent, kpi)
+        if rest:
+            labels = frozenset({("window", window), ("agent_id", "other")})
+            answers = sum(expected[(window, ("a", a))].get("nps_responses", 0) for a in rest)
+            assert merged.get(("cx_agent_nps_responses", labels), 0) == answers, (window, "other")
+    for (window, segment), kpis in expected.items():
+        if segment != ("sci",):
+            continue
+        for band in ("secure", "neutral", "at_risk"):
+            labels = frozenset({("window", window), ("band", band)})
+            assert merged[("cx_sci_customers", labels)] == kpis[f"sci_customers_{band}"]
+        ratio = merged[("cx_sci_secure_ratio", frozenset({("window", window)}))]
+        assert abs(ratio - kpis["sci_secure_ratio"]) <= 1e-9, (window, "sci")

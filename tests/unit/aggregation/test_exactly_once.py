@@ -161,7 +161,10 @@ def run_stage1(
         pending: dict[str, IdState] = {}
         # As stream.aggregation.stage1.plan_batch: new decisions summed, unless the batch
         # reaches back into the in-flight range.
-        builder = PartialsBuilder(lambda segment: owner_partition(segment, DESTINATIONS))
+        # Tiny records: partials split (between offsets, or into generations) all the time.
+        builder = PartialsBuilder(
+            lambda segment: owner_partition(segment, DESTINATIONS), src, draw(st.integers(1, 8))
+        )
         summing = batch[0][0] > inflight
         for offset, answer in batch:
             response = answer.response
@@ -170,11 +173,10 @@ def run_stage1(
             if decision.state is not None:
                 pending[response.response_id] = decision.state
             if summing and decision.outcome in ("accepted", "revised"):
-                builder.add_summed(decision.entries)
+                builder.add_summed(decision.entries, offset)
             else:
                 builder.add(decision.entries)
-        # Tiny records: partials split (between offsets, or between state records) all the time.
-        records = builder.records(src, batch[-1][0], max_entries=draw(st.integers(1, 8)))
+        records = builder.records(batch[-1][0])
         if records:  # confirmed before any partial goes out: survives crashes
             inflight = max(inflight, batch[-1][0])
         partials = [(dest, partial) for dest, items in records.items() for partial in items]

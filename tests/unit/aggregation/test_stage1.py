@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from stream.aggregation.buckets import KeyPlan, apply_partial, window_vectors
 from stream.aggregation.dedupe import decide_revision
-from stream.aggregation.messages import BucketState, Contribution, split_sums
-from stream.aggregation.stage1 import Parsed, Stage1Plan, plan_batch
+from stream.aggregation.messages import BucketState, Contribution
+from stream.aggregation.stage1 import Parsed, PartialsBuilder, Stage1Plan, plan_batch
 from stream.channels import TimeLimits
 from stream.kpi import response as response_kpi
 from stream.kpi.segments import response_segments
@@ -28,13 +28,17 @@ def answer(i: int) -> SurveyResponse:
     )  # fmt: skip
 
 
-def parse(raw: bytes, limits: TimeLimits) -> Parsed:
-    r = answer(int(raw))
-    new = Contribution(
+def contribution(r: SurveyResponse) -> Contribution:
+    return Contribution(
         r.occurred_at.timestamp(),
         response_segments(r.channel, r.queue, r.agent_id),
         response_kpi.contribution(r),
     )
+
+
+def parse(raw: bytes, limits: TimeLimits) -> Parsed:
+    r = answer(int(raw))
+    new = contribution(r)
     return Parsed(r.response_id.encode(), lambda s, src, o: decide_revision(s, src, o, 0, new), r)
 
 
@@ -74,22 +78,22 @@ def test_a_batch_reaching_back_to_the_in_flight_mark_sends_one_entry_per_message
     assert not plan(range(10, 20), inflight_until=500).summed
 
 
-def test_summed_partials_split_between_records_only() -> None:
-    summed = plan(range(0, 60))
-    (partials,) = summed.partials.values()
-    (partial,) = partials
-    pieces = split_sums(partial, max_entries=2)
-    assert len(pieces) > 1 and sum(len(p.entries) for p in pieces) == len(partial.entries)
-    keys = [{key for e in p.entries for key in keys_of(e.segment)} for p in pieces]
-    for i, mine in enumerate(keys):  # no state record is reached from two pieces
-        assert not mine & set().union(*keys[:i], *keys[i + 1 :])
-    # and so stage 2 ends with the same totals, however the sums were split
-    states: dict[bytes, BucketState] = {}
-    for piece in pieces:
-        apply_partial(states, piece, NOW.timestamp())
-    assert window_vectors(states, NOW.timestamp()) == totals(summed)
-
-
-def keys_of(segment: str) -> list[bytes]:
-    plan = KeyPlan(NOW.timestamp())
-    return plan.keys(plan.segment(segment)[0], NOW.timestamp() - 5)
+def test_large_batches_sum_in_generations_of_bounded_records() -> None:
+    builder = PartialsBuilder(lambda segment: 0, "t:0", max_entries=3)
+    single = PartialsBuilder(lambda segment: 0, "t:0")
+    for offset in range(0, 60):
+        decision = decide_revision(None, "t:0", offset, 0, contribution(answer(offset)))
+        builder.add_summed(decision.entries, offset)
+        single.add(decision.entries)
+    (records,) = builder.records(59).values()
+    assert len(records) > 1
+    message = len(response_segments("sms", "billing", "hot"))
+    assert all(len(r.entries) < 3 + message for r in records)  # one message past the bound
+    tags = [r.entries[0].offset for r in records]
+    assert tags == sorted(set(tags)) and all(
+        len({e.offset for e in r.entries}) == 1 for r in records
+    )
+    # the same totals as one entry per message
+    assert totals(Stage1Plan(partials=builder.records(59))) == totals(
+        Stage1Plan(partials=single.records(59))
+    )
