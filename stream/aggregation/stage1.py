@@ -50,6 +50,14 @@ Parser = Callable[[bytes, TimeLimits], Parsed | Rejected]
 
 
 SUM_BUCKET = 15  # seconds: the finest window bucket, which every coarser one contains
+Sum = tuple[float, list[float], dict[int, float] | None]
+
+
+def _sparse(slots: dict[int, float]) -> list[float]:
+    out: list[float] = []
+    for slot in sorted(slots):
+        out += (slot, slots[slot])
+    return out
 
 
 class PartialsBuilder:
@@ -71,9 +79,8 @@ class PartialsBuilder:
         self.src = src
         self.max_entries = max_entries
         self.single: dict[int, list[Entry]] = defaultdict(list)
-        self.sums: dict[int, dict[tuple[str, int], tuple[float, dict[int, float]]]] = defaultdict(
-            dict
-        )
+        # dest -> (segment, 15 s bucket) -> (t, first delta, merged slots once a second came)
+        self.sums: dict[int, dict[tuple[str, int], Sum]] = defaultdict(dict)
         self.sealed: dict[int, list[Partial]] = defaultdict(list)
 
     def add(self, entries: list[Entry]) -> None:
@@ -88,9 +95,15 @@ class PartialsBuilder:
             key = (entry.segment, math.floor(entry.t / SUM_BUCKET))
             found = sums.get(key)
             if found is None:
-                found = sums[key] = (entry.t, {})
+                # The first delta of a key is kept as it is: a backfill spread over days
+                # rarely meets a key twice in one batch, and pays no merging then.
+                sums[key] = (entry.t, entry.delta, None)
                 full = full or len(sums) >= self.max_entries
-            slots = found[1]
+                continue
+            t, first, slots = found
+            if slots is None:
+                slots = {int(first[i]): first[i + 1] for i in range(0, len(first), 2)}
+                sums[key] = (t, first, slots)
             delta = entry.delta
             for i in range(0, len(delta), 2):
                 slot = int(delta[i])
@@ -103,8 +116,8 @@ class PartialsBuilder:
         for dest, sums in self.sums.items():
             if sums:
                 entries = [
-                    Entry(offset, segment, t, [x for slot in sorted(v) for x in (slot, v[slot])])
-                    for (segment, _), (t, v) in sums.items()
+                    Entry(offset, segment, t, first if slots is None else _sparse(slots))
+                    for (segment, _), (t, first, slots) in sums.items()
                 ]
                 self.sealed[dest].append(Partial(self.src, entries))
         self.sums.clear()
