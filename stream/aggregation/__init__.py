@@ -6,8 +6,9 @@ message it already applied, and emits entries: (source offset, segment, event ti
 summed per (segment, 15 s bucket) over a batch (stage1.py).
 
 Stage 2 runs on the partition that owns a segment (a customer or agent by its own id, a queue
-group or rollup by crc32 of its key): it adds deltas into the segment's time buckets. Each bucket remembers, per source partition, the highest source offset it
-applied, so entries re-sent after a crash are applied once. Stage 1 re-sends exactly the same
+group or rollup by crc32 of its key): it adds deltas into the segment's time buckets. Each
+bucket remembers, per source partition, the highest source offset it applied, so entries
+re-sent after a crash are applied once. Stage 1 re-sends exactly the same
 entries for a replayed message (it stores the previous contribution next to the current one),
 and Kafka keeps per-partition order, so no delta is lost or applied twice.
 
