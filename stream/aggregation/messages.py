@@ -50,34 +50,6 @@ def split_partial(partial: Partial, max_entries: int = MAX_ENTRIES) -> list[Part
     return out
 
 
-def stored_key(segment: str) -> str:
-    """What entries of `segment` share their state records with: a queue's channel group, all
-    agents (one destination holds one agent shard), or the segment itself."""
-    if segment.startswith("a|"):
-        return "a|"
-    group = group_of(segment)
-    return group[0] if group else segment
-
-
-def split_sums(partial: Partial, max_entries: int = MAX_ENTRIES) -> list[Partial]:
-    """`partial` of summed entries (all at one offset) as consecutive partials of at most
-    `max_entries` entries (more when one group needs it), never splitting the entries that
-    share state records: those of one segment (two 15 s buckets of one 12 h bucket) and the
-    members of one group. Apart, the second would find the record marked by the first."""
-    entries = sorted(partial.entries, key=lambda e: stored_key(e.segment))
-    out: list[Partial] = []
-    start = 0
-    while start < len(entries):
-        end = min(start + max_entries, len(entries))
-        while end < len(entries) and stored_key(entries[end].segment) == stored_key(
-            entries[end - 1].segment
-        ):
-            end += 1
-        out.append(Partial(partial.src, entries[start:end]))
-        start = end
-    return out
-
-
 class Contribution(msgspec.Struct, array_like=True):
     t: float
     segments: list[str]

@@ -32,7 +32,6 @@ from stream.aggregation.messages import (
     id_partition,
     owner_partition,
     split_partial,
-    split_sums,
 )
 from stream.aggregation.stage1 import Parsed, Parser, plan_batch
 from stream.aggregation.stage2 import apply_batch, copy_state, keys_touched
@@ -376,8 +375,7 @@ def customer_chunks(partials: list[Partial]) -> list[list[Partial]]:
     size = 0
     for partial in partials:
         entries = [e for e in partial.entries if is_customer(e.segment)]
-        split = split_sums if len({e.offset for e in entries}) == 1 else split_partial
-        for piece in split(Partial(partial.src, entries)) if entries else []:
+        for piece in split_partial(Partial(partial.src, entries)) if entries else []:
             if size and size + len(piece.entries) > MAX_ENTRIES:
                 chunks.append([])
                 size = 0
