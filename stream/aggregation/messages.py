@@ -98,10 +98,10 @@ def owner_partition(segment: str, partitions: int) -> int:
     """
     if is_customer(segment):
         return shard_of(segment[2:], partitions)
-    group = group_of(segment, partitions)
     if segment.startswith("a|"):
-        if group is not None and not segment.endswith("|*"):
-            segment = group[0]
-        return int(segment.split("|")[1]) % partitions
+        if segment.endswith("|*"):  # a shard's group record: "a|<shard>|*"
+            return int(segment.split("|")[1]) % partitions
+        return shard_of(segment[2:], partitions)
+    group = group_of(segment)
     owner = (group[0] if group else segment).encode()
     return zlib.crc32(owner) % partitions
