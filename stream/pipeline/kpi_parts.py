@@ -74,7 +74,7 @@ class KpiParts:
         self._own: dict[int, Part] = {}  # the last part computed per owned partition
         self._sci_at: dict[int, float] = {}  # monotonic time of each partition's SCI count
         self._customers_at: dict[int, float] = {}  # and of the last change to its customers
-        self._sent: dict[int, bytes] = {}
+        self._sent: dict[int, object] = {}  # what each partition's last sent part said
         self._merged: tuple[object, tuple[list[Row], list[Row]]] = (None, ([], []))
         engine.listeners.append(self.mark)
         batch_agent(app, self.topic, "kpi-final", self.receive)
@@ -186,9 +186,9 @@ class KpiParts:
         return self.merged(now, fresh)[1]
 
 
-def _content(part: Part) -> bytes:
+def _content(part: Part) -> object:
     """What makes two parts different (not the time they were computed at)."""
-    return encode_part(Part(part.partition, 0.0, part.edges, part.agents, part.sci))
+    return (part.edges, part.agents, part.sci)
 
 
 def merged_rows(parts: list[Part]) -> tuple[list[Row], list[Row]]:
