@@ -18,6 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from stream.exporter import collector
 from tests.integration.test_exporter import parse
 from tests.integration.test_kpi_engine import (
     assert_matches,
@@ -336,9 +337,8 @@ def _exported_once(workers: Sequence[Worker], traffic: Traffic, top_k: int) -> i
     return len(seen)
 
 
-AGENT_GAUGES = {"cx_agent_nps": "nps", "cx_agent_nps_responses": "nps_responses",
-                "cx_agent_csat_responses": "csat_responses",
-                "cx_agent_csat_top2_box_ratio": "csat_top2_box_ratio"}  # fmt: skip
+# gauge name -> the KPI it exports, as the exporter defines them
+AGENT_GAUGES = {name: kpi for kpi, (name, _) in collector.AGENT_GAUGES.items()}
 
 
 def check_agents_and_sci(

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from stream.aggregation.buckets import KeyPlan, apply_partial, window_vectors
 from stream.aggregation.dedupe import decide_revision
-from stream.aggregation.messages import BucketState, Contribution
+from stream.aggregation.messages import BucketState
 from stream.aggregation.stage1 import Parsed, PartialsBuilder, Stage1Plan, plan_batch
 from stream.channels import TimeLimits
-from stream.kpi import response as response_kpi
 from stream.kpi.segments import response_segments
 from stream.models import Scores, SurveyResponse
+from tests.unit.aggregation.test_followups import contribution
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 LIMITS = TimeLimits(now=NOW, max_future=timedelta(minutes=5), max_age=timedelta(days=8))
@@ -26,14 +26,6 @@ def answer(i: int) -> SurveyResponse:
         response_id=f"r-{i}", channel="sms", occurred_at=NOW - timedelta(seconds=5 + i % 3),
         scores=Scores(nps=i % 11), queue=QUEUES[i % 2], agent_id=AGENTS[i % len(AGENTS)],
     )  # fmt: skip
-
-
-def contribution(r: SurveyResponse) -> Contribution:
-    return Contribution(
-        r.occurred_at.timestamp(),
-        response_segments(r.channel, r.queue, r.agent_id),
-        response_kpi.contribution(r),
-    )
 
 
 def parse(raw: bytes, limits: TimeLimits) -> Parsed:
