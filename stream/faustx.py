@@ -12,7 +12,9 @@ How: `install(app)` registers `BatchTransport` under the broker URL scheme `cxka
 Faust's aiokafka consumer:
   * `_wait_next_records`: the records of a fetch that belong to batch topics are taken out
     and handed to `BatchRouter`, one list per partition; Faust sees only the other topics
-    (changelogs during recovery), so it builds no Event for a batch topic's message;
+    (changelogs during recovery), so it builds no Event for a batch topic's message. Nothing
+    is handed on while a rebalance is under way (`App.rebalancing`): Faust clears the agents'
+    queues on revocation and each time recovery resumes the flow;
   * `_new_offset`: for batch topics, the offset after the last batch an agent finished;
   * `_filter_tps_with_pending_acks`: Faust's commit also looks at the batch partitions;
   * `seek_to_committed`: reports Faust's seeks (after an assignment and after recovery);
@@ -85,6 +87,7 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (Collection, "_new_changelog_topic", ("self",)),
     (Collection, "apply_changelog_batch", ("self", "batch")),
     (faust.App, "consumer_generation_id", None),
+    (faust.App, "rebalancing", None),
     (faust.App, "_consumer", None),
     (aiokafka_driver.Producer, "_ensure_producer", ("self",)),
     (rocksdb_store.Store, "_dbs", None),
@@ -135,7 +138,8 @@ class RecordBatch:
         return int(self.records[-1].offset) + 1
 
 
-BatchHandler = Callable[[RecordBatch], Awaitable[None]]
+# Hands a batch to its agent's queue; False when it was not taken (a rebalance cleared it).
+BatchHandler = Callable[[RecordBatch], Awaitable[bool]]
 
 
 @dataclass
@@ -171,23 +175,52 @@ class BatchRouter:
         return set(self.handlers)
 
     async def take(self, consumer: Any, records: Any) -> None:
-        """Hand on the batch topics' records of one fetch (removed from `records`)."""
+        """Hand on the batch topics' records of one fetch (removed from `records`).
+
+        Only while Faust's flow is on and no rebalance is under way: Faust clears the agents'
+        queues when it revokes partitions and again each time recovery resumes the flow, so a
+        batch queued then would vanish. Records fetched meanwhile are dropped and their
+        partitions sought back (or read again by the generation's seek)."""
         mine = [tp for tp in records if tp.topic in self.handlers]
         if not mine:
             return
         taken = {tp: records.pop(tp) for tp in mine}
         generation = self.app.consumer_generation_id
-        if not consumer.flow_active or self.sought != generation:
-            return  # rebalancing, or not yet sought: read again after the seek
+        if self.sought != generation:
+            return  # not yet sought: the generation's seek reads all of it again
         assigned = consumer.assignment()
         inbound = self.app.monitor.stream_inbound_time if self.app.monitor else {}
-        for tp, batch in taken.items():
-            if tp not in assigned or not batch:
+        pending = [tp for tp, batch in taken.items() if tp in assigned and batch]
+        for index, tp in enumerate(pending):
+            if not self._handing_on(consumer, generation):
+                await self._read_again(consumer, pending[index:], generation)
+                return
+            kept = await self._in_order(consumer, tp, taken[tp])
+            if not kept:
                 continue
-            kept = await self._in_order(consumer, tp, batch)
-            if kept:
-                inbound[tp] = time.monotonic()  # Faust's "stream idle" check reads this
-                await self.handlers[tp.topic](RecordBatch(tp, kept, generation))
+            inbound[tp] = time.monotonic()  # Faust's "stream idle" check reads this
+            if not await self.handlers[tp.topic](RecordBatch(tp, kept, generation)):
+                self.next[tp] = int(kept[0].offset)  # its agent's queue was cleared
+                await self._read_again(consumer, pending[index:], generation)
+                return
+
+    def _handing_on(self, consumer: Any, generation: int) -> bool:
+        app = self.app
+        return bool(
+            consumer.flow_active
+            and not app.rebalancing
+            and app.consumer_generation_id == generation == self.sought
+        )
+
+    async def _read_again(self, consumer: Any, tps: Sequence[TP], generation: int) -> None:
+        """Seek `tps` back to the offsets their agents expect next (in this generation)."""
+        if self.app.consumer_generation_id != generation:
+            return  # the next generation's seek reads them again
+        assigned = consumer.assignment()
+        for tp in tps:
+            if tp in assigned:
+                with contextlib.suppress(IllegalStateError):  # revoked meanwhile
+                    await consumer.seek(tp, self.next.get(tp, self.starts.get(tp, 0)))
 
     async def _in_order(self, consumer: Any, tp: TP, batch: list[Any]) -> list[Any]:
         expected = self.next.setdefault(tp, self.starts.get(tp, 0))

@@ -3,6 +3,8 @@ a time (stream.faustx routes them), never one Faust Event per message."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 
 import faust
@@ -18,6 +20,23 @@ QUEUED_BATCHES = 4
 TAKE_BATCHES = 16
 
 
+async def deliver(channel: faust.ChannelT[RecordBatch], batch: RecordBatch) -> bool:
+    """Queue `batch` for the agent; False when the queue was cleared while it waited.
+
+    On a revocation Faust clears the agents' queues (mode's ThrowableQueue.clear), which
+    cancels every waiting put: the batch is dropped and read again from the committed offset
+    after the rebalance. Only a cancellation of the fetch loop itself propagates.
+    """
+    try:
+        await channel.send(value=batch)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return False
+    return True
+
+
 def batch_agent(
     app: CxApp, topic: str, name: str, handle: Callable[[list[RecordBatch]], Awaitable[None]]
 ) -> None:
@@ -28,10 +47,7 @@ def batch_agent(
     router: BatchRouter = app.batch_router
     channel: faust.ChannelT[RecordBatch] = app.channel(maxsize=QUEUED_BATCHES)
 
-    async def deliver(batch: RecordBatch) -> None:
-        await channel.send(value=batch)
-
-    router.route(topic, deliver)
+    router.route(topic, functools.partial(deliver, channel))
     app.topics.add(app.topics_by_name[topic])
 
     linger = app.settings.batch_linger_ms / 1000

@@ -213,12 +213,23 @@ async def test_alerts_reach_the_receiver_grouped_routed_gated_and_inhibited(
 
         # --- the inhibit rule: a stalled input holds back the KPI tickets of its job ---------
         send.beating = False
+        stopped_at = time.time()
         await send.send("collections", [0] * (MIN_N + 5))
-        (stalled,) = await wait_for(
-            lambda: receiver.matching(alertname="SurveyInputStalled"), 60, "SurveyInputStalled"
+        # Only what the stall caused: on a starved machine a scrape that times out makes the
+        # counter absent for a moment, and that fires (and resolves) SurveyInputStalled too.
+        (stalled, *_) = await wait_for(
+            lambda: [
+                n
+                for n in receiver.matching(alertname="SurveyInputStalled")
+                if n.received > stopped_at and n.status == "firing"
+            ],
+            60,
+            "SurveyInputStalled",
         )
         assert stalled.path == "/pager", "severity page must reach the pager receiver"
-        assert stalled.status == "firing"
+        earlier = [n for n in receiver.matching(alertname="SurveyInputStalled") if n is not stalled]
+        show("SurveyInputStalled, other notifications", earlier)
+        assert all(n.path == "/pager" for n in earlier)
         await wait_for(
             lambda: any(
                 a["state"] == "firing"

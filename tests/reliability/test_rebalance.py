@@ -37,11 +37,25 @@ CYCLES = 3 if LONG else 1  # join + leave cycles of the second worker
 
 
 def input_partitions(worker: Worker) -> set[str]:
-    """The worker's assigned partitions of its input topics (changelogs left out)."""
+    """The worker's assigned partitions of its input topics (changelogs left out), once it
+    is ready (tables recovered, not rebalancing)."""
     health = worker.health() or {}
     assigned = health.get("assigned", [])
     assert isinstance(assigned, list)
     return {str(tp) for tp in assigned if "changelog" not in str(tp)}
+
+
+def not_settled(workers: Sequence[Worker], owned: list[set[str]]) -> str:
+    """Why the assignment has not settled, for the failure message."""
+    lines = []
+    for worker, mine in zip(workers, owned, strict=True):
+        ready = worker.readiness()
+        lines.append(
+            f"{worker.data_dir.name}: {len(mine)} input partitions when ready; "
+            f"now {ready.get('partitions')} assigned, reasons {ready.get('reasons', ready)}"
+        )
+        print(f"--- log of {worker.data_dir.name}:\n{worker.log_tail(60)}")
+    return "assignment not settled: " + "; ".join(lines)
 
 
 async def wait_settled(workers: Sequence[Worker], universe: set[str], timeout: float = 120) -> None:
@@ -53,7 +67,8 @@ async def wait_settled(workers: Sequence[Worker], universe: set[str], timeout: f
         disjoint = sum(len(o) for o in owned) == len(union)
         if union == universe and disjoint and all(owned):
             return
-        assert time.monotonic() < deadline, f"assignment not settled: {[sorted(o) for o in owned]}"
+        if time.monotonic() > deadline:
+            raise AssertionError(await asyncio.to_thread(not_settled, workers, owned))
         await asyncio.sleep(0.5)
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,19 @@ class Worker:
                 return dict(json.load(reply))
         except OSError:
             return None
+
+    def readiness(self) -> dict[str, object]:
+        """/healthz's body, ready or not (503 also says why), or the error reaching it."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as reply:
+                return dict(json.load(reply))
+        except urllib.error.HTTPError as error:
+            try:
+                return dict(json.load(error))
+            except ValueError:
+                return {"error": f"HTTP {error.code}"}
+        except OSError as error:
+            return {"error": type(error).__name__}
 
     def wait_assigned(self, partitions: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

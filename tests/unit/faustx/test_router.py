@@ -40,12 +40,15 @@ async def make(
     assigned: set[TP], committed: dict[TP, int | None]
 ) -> tuple[BatchRouter, Consumer, list[RecordBatch]]:
     consumer = Consumer(assigned)
-    app = SimpleNamespace(consumer_generation_id=1, monitor=None, _consumer=consumer)
+    app = SimpleNamespace(
+        consumer_generation_id=1, monitor=None, _consumer=consumer, rebalancing=False
+    )
     router = BatchRouter(app)
     received: list[RecordBatch] = []
 
-    async def handler(batch: RecordBatch) -> None:
+    async def handler(batch: RecordBatch) -> bool:
         received.append(batch)
+        return True
 
     router.route(A.topic, handler)
     await router.on_seek(consumer, committed)  # as Faust's seek after an assignment
@@ -174,3 +177,49 @@ async def test_batches_of_an_older_generation_are_left_out() -> None:
     async with router.working(got) as todo:
         assert todo == []
     assert router.committable(A) is None
+
+
+async def test_a_batch_its_agent_did_not_take_is_read_again() -> None:
+    router, consumer, got = await make({A, B}, {A: 3, B: 0})
+
+    async def cleared(batch: RecordBatch) -> bool:
+        got.append(batch)
+        return False  # a revocation cleared the agent's queue while the put waited
+
+    router.route(A.topic, cleared)
+    await take(router, consumer, records(A, 3, 4), records(B, 0))
+    assert offsets(got) == [(0, [3, 4])]  # nothing more is handed on in that fetch
+    router.route(A.topic, lambda batch: _keep(got, batch))
+    await take(router, consumer, records(A, 3, 4, 5), records(B, 0))
+    assert offsets(got)[1:] == [(0, [3, 4, 5]), (1, [0])]
+
+
+async def test_a_fetch_that_meets_a_rebalance_hands_on_nothing_more() -> None:
+    router, consumer, got = await make({A, B}, {A: 0, B: 0})
+    consumer.seeks.clear()
+
+    async def first(batch: RecordBatch) -> bool:
+        got.append(batch)
+        router.app.rebalancing = True  # a rebalance began meanwhile
+        return True
+
+    router.route(A.topic, first)
+    await take(router, consumer, records(A, 0), records(B, 0, 1))
+    assert offsets(got) == [(0, [0])]
+    assert consumer.seeks == [(B, 0)]  # B's records were dropped: read them again
+
+
+async def test_nothing_is_handed_on_while_recovery_may_still_clear_the_queues() -> None:
+    router, consumer, got = await make({A}, {A: 7})
+    consumer.seeks.clear()
+    router.app.rebalancing = True  # sought, but Faust has not resumed the flow for good
+    await take(router, consumer, records(A, 7, 8))
+    assert got == [] and consumer.seeks == [(A, 7)]
+    router.app.rebalancing = False
+    await take(router, consumer, records(A, 7, 8))
+    assert offsets(got) == [(0, [7, 8])]
+
+
+async def _keep(got: list[RecordBatch], batch: RecordBatch) -> bool:
+    got.append(batch)
+    return True
