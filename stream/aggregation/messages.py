@@ -7,6 +7,7 @@ import zlib
 import msgspec
 from aiokafka.partitioner import murmur2
 
+from stream.kpi import summary
 from stream.kpi.segments import group_of, is_customer, shard_of
 
 
@@ -77,6 +78,16 @@ class BucketState(msgspec.Struct, array_like=True):
     vector: list[float]
     applied: dict[str, int]
     members: dict[str, list[float]] = msgspec.field(default_factory=dict)
+    # The summary layout of the vectors (stream.kpi.summary); records from before layouts
+    # were recorded are layout 1.
+    layout: int = summary.LAYOUT
+
+    def __post_init__(self) -> None:
+        if self.layout != summary.LAYOUT:
+            summary.upgrade(self.vector, self.layout)
+            for vector in self.members.values():
+                summary.upgrade(vector, self.layout)
+            self.layout = summary.LAYOUT
 
 
 def id_partition(key: bytes, partitions: int, partitioner: str = "murmur2") -> int:

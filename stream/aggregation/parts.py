@@ -43,6 +43,11 @@ class Part(msgspec.Struct, array_like=True):
     edges: list[int]  # each window's current bucket at `at`: the part holds for these
     agents: dict[str, list[tuple[str, list[float]]]]  # window -> [(agent id or OTHER, sparse)]
     sci: dict[str, list[int]]  # window -> customers per band, in sci.BANDS order
+    layout: int = summary.LAYOUT  # of the agents' sparse slots (stream.kpi.summary)
+
+    def __post_init__(self) -> None:
+        if self.layout > summary.LAYOUT:
+            summary.upgrade([], self.layout)  # refuses a newer layout with its reason
 
 
 def edges_at(now: float) -> list[int]:

@@ -1,4 +1,5 @@
-"""Every KPI of one summary vector, keyed by its metric name (without the cx_ prefix).
+"""Every KPI of one summary vector, keyed by its metric name (without the cx_ prefix), as the
+catalogue (stream.kpi.catalogue) lists them; and the KPIs of churn and SCI results.
 
 A KPI with no answers is left out, so exporters and snapshots show it as absent, not 0.
 """
@@ -7,40 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stream.kpi import acsi, ces, csat, csi, nps, ratios
+from stream.kpi.catalogue import KPIS
+from stream.kpi.churn import Churn
+from stream.kpi.sci import Sci
 
 
 def kpis(vector: Sequence[float]) -> dict[str, float]:
     out: dict[str, float] = {}
-    if (n := nps.nps(vector)) is not None:
-        out |= {
-            "nps": n.value,
-            "nps_lower": n.lower,
-            "nps_upper": n.upper,
-            "nps_responses": n.responses,
-            "nps_promoters": n.promoters,
-            "nps_passives": n.passives,
-            "nps_detractors": n.detractors,
-        }
-    if (c := csat.csat(vector)) is not None:
-        out |= {
-            "csat_top_box_ratio": c.top_box_ratio,
-            "csat_top2_box_ratio": c.top2_box_ratio,
-            "csat_top2_box_lower": c.top2_box_lower,
-            "csat_top2_box_upper": c.top2_box_upper,
-            "csat_responses": c.responses,
-        }
-    if (e := ces.ces(vector)) is not None:
-        out |= {
-            "ces_average": e.average,
-            "ces_agree_ratio": e.agree_ratio,
-            "ces_responses": e.responses,
-        }
-    optional = {
-        "thumbs_up_ratio": ratios.thumbs_up_ratio(vector),
-        "csi": csi.csi(vector),
-        "acsi_index": acsi.acsi(vector),
-        "response_ratio": ratios.response_ratio(vector),
+    for kpi in KPIS:
+        out |= kpi.of(vector)
+    return out
+
+
+def churn_kpis(result: Churn | None) -> dict[str, float]:
+    if result is None:
+        return {}
+    return {
+        "churn_ratio": result.ratio,
+        "churn_cancelled": result.cancelled,
+        "churn_active_at_start": result.active_at_start,
     }
-    out |= {name: value for name, value in optional.items() if value is not None}
+
+
+def sci_kpis(result: Sci) -> dict[str, float]:
+    out: dict[str, float] = {f"sci_customers_{band}": n for band, n in result.customers.items()}
+    out["sci_secure_ratio"] = result.secure_ratio
     return out

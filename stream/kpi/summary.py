@@ -8,6 +8,12 @@ Slots: n (responses), NPS histogram 0..10, CSAT histogram 1..5, CES histogram 1.
 (answered, up), CSI (answered, sum of per-response CSI), ACSI (answered, sum of per-response
 index), dispatches, lifecycle (activations, cancellations), SCI (sum and number of
 normalised answers).
+
+Stored vectors (stage-2 bucket states, the final step's parts) carry the version of this
+layout, `LAYOUT`. Slots are only ever appended: a vector of an older layout is read by
+padding it with zeros (`upgrade`), and a vector of a newer layout than this code knows is
+refused (`UnknownLayout`), so that an older worker never misreads a newer worker's state.
+Sparse contributions ([slot, value, ...]) stay valid across layouts.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ CANCELLATIONS = 32
 SCI_SUM = 33  # sum of normalised answers (for a customer's SCI)
 SCI_N = 34  # number of normalised answers
 SIZE = 35
+
+LAYOUT = 1  # raise when slots are appended, and record the new SIZE in LAYOUT_SIZES
+LAYOUT_SIZES = {1: 35}
 
 Vector = list[float]
 Sparse = list[float]  # flat [slot, value, slot, value, ...]
@@ -67,3 +76,24 @@ def difference(new: Sequence[float], old: Sequence[float]) -> Sparse:
             slot = int(sparse[i])
             delta[slot] = delta.get(slot, 0) + sign * sparse[i + 1]
     return [x for slot, value in sorted(delta.items()) if value for x in (slot, value)]
+
+
+class UnknownLayout(ValueError):
+    """State written with a summary layout this code does not know (a newer worker's)."""
+
+
+def upgrade(vector: Vector, layout: int) -> Vector:
+    """`vector`, stored with summary layout `layout`, in the current layout (in place).
+
+    Vectors of another length (a customer's [sum, n], a group's empty vector) are not
+    summary vectors and stay as they are."""
+    if layout == LAYOUT:
+        return vector
+    if layout not in LAYOUT_SIZES or layout > LAYOUT:
+        raise UnknownLayout(
+            f"stored state uses summary layout {layout}; this worker knows layouts "
+            f"{sorted(LAYOUT_SIZES)}: run the newer worker, or reset the state"
+        )
+    if len(vector) == LAYOUT_SIZES[layout]:
+        vector.extend([0] * (SIZE - len(vector)))
+    return vector

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from typing import Any
 
 from stream.aggregation.buckets import customer_window_sums, window_vectors
 from stream.aggregation.parts import (
@@ -37,6 +36,7 @@ from stream.faustx import (
     send_batched,
 )
 from stream.kpi import report
+from stream.kpi.rows import KpiRow
 from stream.kpi.segments import Segment
 from stream.pipeline.app import CxApp
 from stream.pipeline.batches import batch_agent
@@ -46,7 +46,6 @@ from stream.pipeline.kpi_engine import KpiEngine
 
 log = logging.getLogger(__name__)
 QUIET_SECONDS = 0.2
-Row = dict[str, Any]
 
 
 def final_partition(partitions: int) -> int:
@@ -75,7 +74,7 @@ class KpiParts:
         self._sci_at: dict[int, float] = {}  # monotonic time of each partition's SCI count
         self._customers_at: dict[int, float] = {}  # and of the last change to its customers
         self._sent: dict[int, object] = {}  # what each partition's last sent part said
-        self._merged: tuple[object, tuple[list[Row], list[Row]]] = (None, ([], []))
+        self._merged: tuple[object, tuple[list[KpiRow], list[KpiRow]]] = (None, ([], []))
         engine.listeners.append(self.mark)
         batch_agent(app, self.topic, "kpi-final", self.receive)
         app.timer(interval=app.settings.part_interval_seconds)(self.publish)
@@ -163,7 +162,7 @@ class KpiParts:
         own = [self.compute(p, now) if fresh else self.own_part(p, now) for p in sorted(owned)]
         return own + received
 
-    def merged(self, now: float, fresh: bool = False) -> tuple[list[Row], list[Row]]:
+    def merged(self, now: float, fresh: bool = False) -> tuple[list[KpiRow], list[KpiRow]]:
         """The merged (agent rows, SCI rows): on the final partition's owner only.
 
         Agent rows: each partition's top K per window and "other" (what the agent gauges
@@ -179,10 +178,10 @@ class KpiParts:
             self._merged = (version, merged_rows(parts))
         return self._merged[1]
 
-    def agent_rows(self, now: float | None = None) -> list[Row]:
+    def agent_rows(self, now: float | None = None) -> list[KpiRow]:
         return self.merged(time.time() if now is None else now)[0]
 
-    def sci_rows(self, now: float, fresh: bool = False) -> list[Row]:
+    def sci_rows(self, now: float, fresh: bool = False) -> list[KpiRow]:
         return self.merged(now, fresh)[1]
 
 
@@ -191,15 +190,13 @@ def _content(part: Part) -> object:
     return (part.edges, part.agents, part.sci)
 
 
-def merged_rows(parts: list[Part]) -> tuple[list[Row], list[Row]]:
-    agents: list[Row] = []
-    for (segment, window), vector in sorted(merge_agents(parts).items()):
-        agent_id = Segment.parse(segment).agent_id
-        agents.append({"window": window, "kind": "a", "agent_id": agent_id,
-                       "kpis": report.kpis(vector), "vector": vector})  # fmt: skip
-    scis: list[Row] = []
-    for window, result in sorted(merge_sci(parts).items()):
-        kpis: dict[str, float] = {f"sci_customers_{b}": n for b, n in result.customers.items()}
-        kpis["sci_secure_ratio"] = result.secure_ratio
-        scis.append({"window": window, "kind": "sci", "kpis": kpis, "vector": []})
+def merged_rows(parts: list[Part]) -> tuple[list[KpiRow], list[KpiRow]]:
+    agents = [
+        KpiRow(window, "a", report.kpis(vector), vector, agent_id=Segment.parse(segment).agent_id)
+        for (segment, window), vector in sorted(merge_agents(parts).items())
+    ]
+    scis = [
+        KpiRow(window, "sci", report.sci_kpis(result))
+        for window, result in sorted(merge_sci(parts).items())
+    ]
     return agents, scis

@@ -6,7 +6,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
 
 import msgspec
 from faust.web import Request, Response, View
@@ -15,6 +14,7 @@ from stream.aggregation.buckets import AFTER, ALL_TIME, parse_key, window_vector
 from stream.aggregation.messages import BucketState
 from stream.kpi import churn, report
 from stream.kpi import summary as s
+from stream.kpi.rows import KpiRow
 from stream.kpi.segments import CHURN, Segment
 from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
@@ -35,14 +35,14 @@ _encode = msgspec.json.Encoder().encode
 log = logging.getLogger(__name__)
 
 
-def kpi_rows(engine: KpiEngine, parts: KpiParts, now: float) -> list[dict[str, Any]]:
+def kpi_rows(engine: KpiEngine, parts: KpiParts, now: float) -> list[KpiRow]:
     """Every (window, segment) this worker serves at `now`, with its KPIs and raw counts."""
     return segment_rows(engine, now) + parts.sci_rows(now, fresh=True)
 
 
 def segment_rows(
     engine: KpiEngine, now: float, items: Iterable[tuple[bytes, BucketState]] | None = None
-) -> list[dict[str, Any]]:
+) -> list[KpiRow]:
     """The rows of every segment but customers (`items`: of these bucket states only): the
     queues' and agents' of the partitions this worker owns, and churn."""
     vectors = window_vectors(engine.owned_items() if items is None else items, now)
@@ -55,27 +55,16 @@ def segment_rows(
         if window == ALL_TIME or window.endswith(AFTER):
             continue
         segment = Segment.parse(key)
-        row: dict[str, Any] = {"window": window, "kind": segment.kind}
         if segment.kind == CHURN:
             total = vectors.get((key, ALL_TIME), s.initialize())
             result = churn.churn(vector, total, vectors.get((key, window + AFTER)))
-            row["kpis"] = (
-                {
-                    "churn_ratio": result.ratio,
-                    "churn_cancelled": result.cancelled,
-                    "churn_active_at_start": result.active_at_start,
-                }
-                if result
-                else {}
-            )
+            rows.append(KpiRow(window, "churn", report.churn_kpis(result), vector))
+        elif segment.kind == "q":
+            rows.append(KpiRow(window, "q", report.kpis(vector), vector,
+                               channel=segment.channel, queue=segment.queue))  # fmt: skip
         else:
-            if segment.kind == "q":
-                row |= {"channel": segment.channel, "queue": segment.queue}
-            else:
-                row["agent_id"] = segment.agent_id
-            row["kpis"] = report.kpis(vector)
-        row["vector"] = vector
-        rows.append(row)
+            rows.append(KpiRow(window, "a", report.kpis(vector), vector,
+                               agent_id=segment.agent_id))  # fmt: skip
     return rows
 
 
@@ -95,7 +84,7 @@ class KpiReader:
         self.parts = parts
         self._edges: object = None
         self._keys: dict[str, set[bytes]] = defaultdict(set)  # stored segment -> bucket keys
-        self._rows: dict[str, list[dict[str, Any]]] = {}  # stored segment -> its rows
+        self._rows: dict[str, list[KpiRow]] = {}  # stored segment -> its rows
         self._dirty: set[str] = set()
         engine.listeners.append(self.mark)
 
@@ -111,7 +100,7 @@ class KpiReader:
             self._keys[segment].add(key)
             self._dirty.add(segment)
 
-    def segment_rows(self, now: float) -> list[dict[str, Any]]:
+    def segment_rows(self, now: float) -> list[KpiRow]:
         edges = (frozenset(self.engine.owned_partitions()), tuple(w.bucket(now) for w in WINDOWS))
         if edges != self._edges:
             self._edges = edges
@@ -132,15 +121,13 @@ class KpiReader:
         self._dirty.clear()
         return [row for segment in sorted(self._rows) for row in self._rows[segment]]
 
-    def rows(self, now: float | None = None) -> list[dict[str, Any]]:
+    def rows(self, now: float | None = None) -> list[KpiRow]:
         now = time.time() if now is None else now
-        rows = self.segment_rows(now) + self.parts.sci_rows(now)
-        # Callers may edit rows (snapshots do): hand out copies.
-        return [dict(row) for row in rows]
+        return self.segment_rows(now) + self.parts.sci_rows(now)
 
 
 def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None:
-    def rows_at(at: float | None) -> tuple[float, list[dict[str, Any]]]:
+    def rows_at(at: float | None) -> tuple[float, list[KpiRow]]:
         now = time.time() if at is None else at
         return now, kpi_rows(engine, reader.parts, now) if at is not None else reader.rows(now)
 
@@ -156,12 +143,9 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
                 return refused(self, error)
             _, rows = rows_at(query.at)
             for row in rows:
-                if (
-                    row["window"] == query.window
-                    and row.get("channel") == query.channel
-                    and row.get("queue") == query.queue
-                ):
-                    return self.json({k: v for k, v in row.items() if k != "vector"})
+                if (row.window, row.channel, row.queue) == (query.window, query.channel,
+                                                            query.queue):  # fmt: skip
+                    return self.json(row.as_dict(vector=False))
             recovery = table_recovery(app)
             if not recovery.done:  # say why nothing is there yet
                 why = (
@@ -182,7 +166,7 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
             recovery = table_recovery(app)
             state = {"recovered": recovery.recovered, "total": recovery.total,
                      "done": recovery.done}  # fmt: skip
-            return self.json({"at": now, "state": state, "rows": rows})
+            return self.json({"at": now, "state": state, "rows": [r.as_dict() for r in rows]})
 
     @app.page("/kpi/agents")
     class KpiAgents(View):
@@ -213,10 +197,9 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
         now = time.time()
         try:
             for row in reader.rows(now):
-                row.pop("vector")
-                row["at"] = now
-                key = "|".join(str(row.get(k, "")) for k in ("window", "kind", "channel", "queue"))
-                await snapshots.send(key=key.encode(), value=_encode(row))
+                key = "|".join((row.window, row.kind, row.channel or "", row.queue or ""))
+                value = row.as_dict(vector=False) | {"at": now}
+                await snapshots.send(key=key.encode(), value=_encode(value))
         except Exception:  # a timer that raises stops the whole app; a missed snapshot does not
             # (e.g. the producer already stopped while the worker shuts down)
             log.exception("KPI snapshot failed")

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stream.kpi.rows import KpiRow
 from stream.kpi.windows import WINDOWS
 
 WINDOW_NAMES = tuple(w.name for w in WINDOWS)
@@ -104,36 +105,29 @@ def _valid_values(annotation: Any) -> Any:
 
 
 def ranking(
-    rows: list[dict[str, Any]], query: RankingQuery, kind: str, channel: str | None = None
+    rows: list[KpiRow], query: RankingQuery, kind: str, channel: str | None = None
 ) -> list[dict[str, Any]]:
     """Rows of `kind` ("a" agents, "q" queues) in the window, with at least `min_n` answers
     to the sorted KPI, ordered by it (then by n, most answers first), at most `limit`."""
     kpi, counted = SORTS[query.sort]
     chosen = []
     for row in rows:
-        kpis = row.get("kpis", {})
-        if row.get("kind") != kind or row.get("window") != query.window or kpi not in kpis:
+        if row.kind != kind or row.window != query.window or kpi not in row.kpis:
             continue
-        if kind == "q" and (row.get("queue") == "all" or row.get("channel") != channel):
+        if kind == "q" and (row.queue == "all" or row.channel != channel):
             continue
-        n = kpis.get(counted, 0)
+        n = row.kpis.get(counted, 0)
         if n < query.min_n:
             continue
-        chosen.append((kpis[kpi], -n, _label(row), row))
+        chosen.append((row.kpis[kpi], -n, row.label, row))
     chosen.sort(key=lambda item: item[:3], reverse=query.order == "desc")
     out: list[dict[str, Any]] = []
     for value, negative_n, _, row in chosen[: query.limit]:
-        kpis = row["kpis"]
-        ranked: dict[str, Any] = {k: row[k] for k in ("window", "channel", "queue", "agent_id")
-                                  if k in row}  # fmt: skip
+        ranked = {k: v for k, v in row.as_dict(vector=False).items() if k not in ("kind", "kpis")}
         ranked |= {"sort": query.sort, "value": value, "n": -negative_n,
-                   "interval": _interval(kpis, query.sort), "kpis": kpis}  # fmt: skip
+                   "interval": _interval(row.kpis, query.sort), "kpis": row.kpis}  # fmt: skip
         out.append(ranked)
     return out
-
-
-def _label(row: dict[str, Any]) -> str:
-    return str(row.get("agent_id") or row.get("queue") or "")
 
 
 INTERVALS: dict[str, tuple[str, str]] = {
@@ -142,7 +136,7 @@ INTERVALS: dict[str, tuple[str, str]] = {
 }
 
 
-def _interval(kpis: dict[str, Any], sort: str) -> list[float] | None:
+def _interval(kpis: dict[str, float], sort: str) -> list[float] | None:
     bounds = INTERVALS.get(sort)
     if bounds is None or bounds[0] not in kpis:
         return None

@@ -15,6 +15,7 @@ from stream.aggregation.parts import (
 from stream.exporter.collector import fold
 from stream.kpi import report, sci
 from stream.kpi import summary as s
+from stream.kpi.rows import KpiRow
 from stream.kpi.segments import OTHER, shard_of
 
 NOW = 1_714_600_000.0
@@ -29,11 +30,8 @@ def vector(n: int, promoters: int) -> list[float]:
     return v
 
 
-def rows(vectors: dict[tuple[str, str], list[float]]) -> list[dict[str, object]]:
-    return [
-        {"window": w, "agent_id": seg[2:], "vector": v, "kpis": report.kpis(v)}
-        for (seg, w), v in vectors.items()
-    ]
+def rows(vectors: dict[tuple[str, str], list[float]]) -> list[KpiRow]:
+    return [KpiRow(w, "a", report.kpis(v), v, agent_id=seg[2:]) for (seg, w), v in vectors.items()]
 
 
 agents = st.dictionaries(
@@ -60,8 +58,8 @@ def test_merged_top_k_and_other_equal_one_owners(
         decode_part(encode_part(make_part(p, NOW, by_partition[p], {}, top_k)))
         for p in range(PARTITIONS)
     ]
-    merged = fold(rows(merge_agents(parts)), "agent_id", top_k)
-    single = fold(rows(everyone), "agent_id", top_k)
+    merged = fold(rows(merge_agents(parts)), top_k)
+    single = fold(rows(everyone), top_k)
     assert list(merged) == list(single)
     # Each partition sends at most top_k agents and one "other" per window.
     assert all(len(part.agents.get("1h", [])) <= top_k + 1 for part in parts)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, generate_latest
 
 from stream.exporter import KpiCollector
 from stream.kpi import report, summary
 from stream.kpi.nps import contribution as nps_answer
+from stream.kpi.rows import KpiRow
 
 
 def vector(*nps_scores: int) -> list[float]:
@@ -18,16 +17,15 @@ def vector(*nps_scores: int) -> list[float]:
     return v
 
 
-def q_row(window: str, channel: str, queue: str, v: list[float]) -> dict[str, Any]:
-    return {"window": window, "kind": "q", "channel": channel, "queue": queue,
-            "kpis": report.kpis(v), "vector": v}  # fmt: skip
+def q_row(window: str, channel: str, queue: str, v: list[float]) -> KpiRow:
+    return KpiRow(window, "q", report.kpis(v), v, channel=channel, queue=queue)
 
 
-def agent_row(window: str, agent: str, v: list[float]) -> dict[str, Any]:
-    return {"window": window, "kind": "a", "agent_id": agent, "kpis": report.kpis(v), "vector": v}
+def agent_row(window: str, agent: str, v: list[float]) -> KpiRow:
+    return KpiRow(window, "a", report.kpis(v), v, agent_id=agent)
 
 
-def scrape(rows: list[dict[str, Any]], top_k: int = 100) -> dict[str, float]:
+def scrape(rows: list[KpiRow], top_k: int = 100) -> dict[str, float]:
     registry = CollectorRegistry()
     registry.register(KpiCollector(lambda: rows, top_k=top_k))
     samples = {}
@@ -71,10 +69,10 @@ def test_agents_beyond_top_k_fold_into_other() -> None:
 
 def test_churn_and_sci_have_window_labels_only() -> None:
     rows = [
-        {"window": "7d", "kind": "churn", "kpis": {"churn_ratio": 0.04}, "vector": []},
-        {"window": "1h", "kind": "sci", "vector": [], "kpis": {
+        KpiRow("7d", "churn", {"churn_ratio": 0.04}),
+        KpiRow("1h", "sci", {
             "sci_customers_secure": 3, "sci_customers_neutral": 1, "sci_customers_at_risk": 0,
-            "sci_secure_ratio": 0.75}},
+            "sci_secure_ratio": 0.75}),
     ]  # fmt: skip
     samples = scrape(rows)
     assert samples['cx_churn_ratio{window="7d"}'] == 0.04

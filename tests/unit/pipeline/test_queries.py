@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from stream.kpi.rows import KpiRow
 from stream.pipeline.queries import (
     At,
     QueryError,
@@ -42,13 +43,13 @@ def test_valid_queries_and_defaults() -> None:
             parse(RankingQuery, bad)
 
 
-def agent(agent_id: str, nps: float, n: int, window: str = "1h") -> dict:
+def agent(agent_id: str, nps: float, n: int, window: str = "1h") -> KpiRow:
     kpis = {"nps": nps, "nps_lower": nps - 10, "nps_upper": nps + 5, "nps_responses": n}
-    return {"window": window, "kind": "a", "agent_id": agent_id, "kpis": kpis}
+    return KpiRow(window, "a", kpis, agent_id=agent_id)
 
 
 def test_agents_are_ranked_by_kpi_gated_by_n() -> None:
-    rollup = {"window": "1h", "kind": "q", "channel": "all", "queue": "all", "kpis": {"nps": 0}}
+    rollup = KpiRow("1h", "q", {"nps": 0}, channel="all", queue="all")
     rows = [agent("a1", -100.0, 1), agent("a2", 10.0, 40), agent("a3", -20.0, 35),
             agent("a4", 50.0, 90), agent("a5", -90.0, 200, window="24h"), rollup]  # fmt: skip
     worst = ranking(rows, RankingQuery(min_n=30), "a")
@@ -59,9 +60,9 @@ def test_agents_are_ranked_by_kpi_gated_by_n() -> None:
 
 
 def test_queues_of_one_channel_without_the_rollup() -> None:
-    def queue(channel: str, name: str, csat: float, n: int) -> dict:
+    def queue(channel: str, name: str, csat: float, n: int) -> KpiRow:
         kpis = {"csat_top_box_ratio": csat, "csat_responses": n}
-        return {"window": "1h", "kind": "q", "channel": channel, "queue": name, "kpis": kpis}
+        return KpiRow("1h", "q", kpis, channel=channel, queue=name)
 
     rows = [queue("sms", "billing", 0.5, 50), queue("sms", "sales", 0.9, 50),
             queue("sms", "all", 0.7, 100), queue("ivr", "billing", 0.1, 50)]  # fmt: skip
