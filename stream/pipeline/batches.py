@@ -20,6 +20,17 @@ QUEUED_BATCHES = 4
 TAKE_BATCHES = 16
 
 
+async def pass_turn() -> None:
+    """Let the event loop run other tasks between two partition batches of a take.
+
+    One worker runs every agent and the web server on one event loop; a take of up to
+    TAKE_BATCHES full fetches is seconds of CPU in one stretch under a backlog, and a scrape
+    or a probe waiting behind it would see a dead worker (a million-name flood kept /metrics
+    from answering within 5 s). Yielding per batch bounds that wait by one batch's work.
+    """
+    await asyncio.sleep(0)
+
+
 async def deliver(channel: faust.ChannelT[RecordBatch], batch: RecordBatch) -> bool:
     """Queue `batch` for the agent; False when the queue was cleared while it waited.
 

@@ -59,7 +59,7 @@ from stream.kpi.segments import (
 from stream.kpi.windows import LONGEST, WINDOWS
 from stream.models import Dispatch, LifecycleEvent
 from stream.pipeline.app import CxApp
-from stream.pipeline.batches import batch_agent
+from stream.pipeline.batches import batch_agent, pass_turn
 from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
 from stream.pipeline.normalise import reject
 
@@ -218,6 +218,7 @@ class KpiEngine:
                 marked = IdState(-1, src, max(mark, plan.last_offset), None)
                 table.put_many(partition, {INFLIGHT: marked})
             plans.append((batch, plan))
+            await pass_turn()
         # The marks before any partial: after a crash, what may have gone out summed is sent
         # again one entry per message (stream/aggregation/stage1.py).
         metrics.written(table.name, await table.confirm_changelog())
@@ -275,6 +276,7 @@ class KpiEngine:
     async def aggregate(self, batches: list[RecordBatch]) -> None:
         for batch in batches:
             self._aggregate_batch(batch)
+            await pass_turn()
         for table in (self.buckets, self.customers):
             self.app.metrics.written(table.name, await table.confirm_changelog())
 

@@ -19,7 +19,7 @@ from stream.channels import Accepted, OptedOut, Outcome, Rejected, TimeLimits
 from stream.channels.guard import guarded
 from stream.faustx import RecordBatch, confirmed, send_batched
 from stream.pipeline.app import CxApp
-from stream.pipeline.batches import batch_agent
+from stream.pipeline.batches import batch_agent, pass_turn
 from stream.pipeline.deadletter import dead_letter
 
 log = logging.getLogger(__name__)
@@ -82,18 +82,20 @@ async def normalise_batches(app: CxApp, adapter: Adapter, batches: list[RecordBa
     counts: Counter[str] = Counter()
     settings = app.settings
     canonical: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
-    for record in (r for batch in batches for r in batch.records):
-        outcome = guarded(adapter, record.value, limits)
-        if isinstance(outcome, Accepted):
-            key = outcome.response.response_id.encode()
-            # Straight to the id's stage-1 partition (the configured id partitioner).
-            home = id_partition(key, settings.partitions, settings.id_partitioner)
-            canonical[home].append((key, _encode(outcome.response)))
-            counts["accepted"] += 1
-        elif isinstance(outcome, OptedOut):
-            counts["opted_out"] += 1
-        else:
-            sent.append(await reject(app, record, outcome))
+    for batch in batches:
+        for record in batch.records:
+            outcome = guarded(adapter, record.value, limits)
+            if isinstance(outcome, Accepted):
+                key = outcome.response.response_id.encode()
+                # Straight to the id's stage-1 partition (the configured id partitioner).
+                home = id_partition(key, settings.partitions, settings.id_partitioner)
+                canonical[home].append((key, _encode(outcome.response)))
+                counts["accepted"] += 1
+            elif isinstance(outcome, OptedOut):
+                counts["opted_out"] += 1
+            else:
+                sent.append(await reject(app, record, outcome))
+        await pass_turn()
     outgoing = [
         one
         for partition, items in canonical.items()
