@@ -59,11 +59,13 @@ from stream.kpi.segments import (
 from stream.kpi.windows import LONGEST, WINDOWS
 from stream.models import Dispatch, LifecycleEvent
 from stream.pipeline.app import CxApp
-from stream.pipeline.batches import batch_agent, pass_turn
+from stream.pipeline.batches import batch_agent, pass_turn, rounds
 from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
 from stream.pipeline.normalise import reject
 
 EXPIRY_EVERY = 30.0
+# Partial records stage 2 applies in one stretch: each holds up to MAX_ENTRIES entries.
+ROUND_PARTIALS = 8
 _encode = msgspec.msgpack.Encoder().encode
 _decode_partial = msgspec.msgpack.Decoder(Partial).decode
 _decode_partials = msgspec.msgpack.Decoder(list[Partial]).decode
@@ -186,7 +188,8 @@ class KpiEngine:
                        options=self.app.settings.rocksdb_options())  # fmt: skip
 
         async def handle(batches: list[RecordBatch]) -> None:
-            await self._stage1_batches(batches, source, table, parse)
+            for round_ in rounds(batches):
+                await self._stage1_batches(round_, source, table, parse)
             if sweep:
                 for batch in batches:
                     await self._sweep_ids(name, table, batch.tp.partition)
@@ -274,9 +277,10 @@ class KpiEngine:
         return self.customers if key.startswith(b"c|") else self.buckets
 
     async def aggregate(self, batches: list[RecordBatch]) -> None:
-        for batch in batches:
-            self._aggregate_batch(batch)
-            await pass_turn()
+        for round_ in rounds(batches, ROUND_PARTIALS):
+            for batch in round_:
+                self._aggregate_batch(batch)
+                await pass_turn()
         for table in (self.buckets, self.customers):
             self.app.metrics.written(table.name, await table.confirm_changelog())
 

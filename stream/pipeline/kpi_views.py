@@ -68,6 +68,10 @@ def segment_rows(
     return rows
 
 
+def _is_agents(stored_segment: str) -> bool:
+    return stored_segment.startswith("a|")
+
+
 class KpiReader:
     """`kpi_rows` at the current time, kept up to date as batches land.
 
@@ -100,7 +104,10 @@ class KpiReader:
             self._keys[segment].add(key)
             self._dirty.add(segment)
 
-    def segment_rows(self, now: float) -> list[KpiRow]:
+    def segment_rows(self, now: float, agents: bool = True) -> list[KpiRow]:
+        """`agents=False` leaves the agents' own rows out, and their recomputation for later:
+        /metrics exports agents from the final step's merged parts, and under a flood of
+        agent ids their rows (one per agent, window and shard) cost seconds per scrape."""
         edges = (frozenset(self.engine.owned_partitions()), tuple(w.bucket(now) for w in WINDOWS))
         if edges != self._edges:
             self._edges = edges
@@ -108,7 +115,8 @@ class KpiReader:
             self._rows.clear()
             for key, _ in self.engine.owned_items():
                 self.mark(-1, [key])
-        for segment in self._dirty:
+        due = self._dirty if agents else {s for s in self._dirty if not _is_agents(s)}
+        for segment in due:
             keys = sorted(self._keys[segment])
             states = self.engine.buckets.get_many(0, keys)  # memory store: any partition
             items = [(k, state) for k, state in zip(keys, states, strict=True) if state]
@@ -118,12 +126,21 @@ class KpiReader:
                 self._rows[segment] = rows
             else:
                 self._rows.pop(segment, None)
-        self._dirty.clear()
-        return [row for segment in sorted(self._rows) for row in self._rows[segment]]
+        self._dirty -= due
+        return [
+            row
+            for segment in sorted(self._rows)
+            if agents or not _is_agents(segment)
+            for row in self._rows[segment]
+        ]
 
-    def rows(self, now: float | None = None) -> list[KpiRow]:
+    def rows(self, now: float | None = None, agents: bool = True) -> list[KpiRow]:
         now = time.time() if now is None else now
-        return self.segment_rows(now) + self.parts.sci_rows(now)
+        return self.segment_rows(now, agents) + self.parts.sci_rows(now)
+
+    def exported_rows(self) -> list[KpiRow]:
+        """What /metrics reads: every row but the agents' own (see `segment_rows`)."""
+        return self.rows(agents=False)
 
 
 def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None:

@@ -19,7 +19,7 @@ from stream.channels import Accepted, OptedOut, Outcome, Rejected, TimeLimits
 from stream.channels.guard import guarded
 from stream.faustx import RecordBatch, confirmed, send_batched
 from stream.pipeline.app import CxApp
-from stream.pipeline.batches import batch_agent, pass_turn
+from stream.pipeline.batches import batch_agent, pass_turn, rounds
 from stream.pipeline.deadletter import dead_letter
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ async def normalise_batches(app: CxApp, adapter: Adapter, batches: list[RecordBa
     counts: Counter[str] = Counter()
     settings = app.settings
     canonical: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
-    for batch in batches:
+    for batch in (b for round_ in rounds(batches) for b in round_):
         for record in batch.records:
             outcome = guarded(adapter, record.value, limits)
             if isinstance(outcome, Accepted):

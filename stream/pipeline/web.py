@@ -15,7 +15,7 @@ from stream.pipeline.kpi_views import KpiReader
 def register_web(app: CxApp, reader: KpiReader) -> None:
     app.registry.register(
         KpiCollector(
-            reader.rows,
+            reader.exported_rows,
             top_k=app.settings.agent_top_k,
             queue_top_k=app.settings.queue_top_k,
             agent_rows=reader.parts.agent_rows,

@@ -12,7 +12,7 @@ from faust.types import TP
 from mode.utils.queues import FlowControlEvent, ThrowableQueue
 
 from stream.faustx import RecordBatch
-from stream.pipeline.batches import deliver
+from stream.pipeline.batches import deliver, rounds
 
 
 class QueueChannel:
@@ -65,3 +65,16 @@ async def test_cancelling_the_fetch_loop_still_cancels() -> None:
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+def test_rounds_cut_each_partitions_records_in_order() -> None:
+    a = RecordBatch(TP("t", 0), list(range(10, 17)), generation=3)
+    b = RecordBatch(TP("t", 1), list(range(100, 103)), generation=3)
+    cut = rounds([a, b], size=3)
+    assert [[(r.tp.partition, list(r.records)) for r in round_] for round_ in cut] == [
+        [(0, [10, 11, 12]), (1, [100, 101, 102])],
+        [(0, [13, 14, 15])],
+        [(0, [16])],
+    ]
+    assert all(r.generation == 3 for round_ in cut for r in round_)
+    assert rounds([a], size=100) == [[RecordBatch(a.tp, a.records, 3)]]
