@@ -100,13 +100,13 @@ class KpiCollector(Collector):
         customers = family(catalogue.SCI_CUSTOMERS, "window", "band")
         secure = family(catalogue.SCI_SECURE_RATIO, "window")
         for row in rows:
-            kpis, window = row.kpis, row.window
-            if row.kind == "churn" and "churn_ratio" in kpis:
-                churn.add_metric([window], kpis["churn_ratio"])
+            if row.kind == "churn" and "churn_ratio" in row.kpis:
+                churn.add_metric([row.window], row.kpis["churn_ratio"])
             elif row.kind == "sci":
+                kpis = row.kpis
                 for band in catalogue.SCI_BANDS:
-                    customers.add_metric([window, band], kpis[f"sci_customers_{band}"])
-                secure.add_metric([window], kpis["sci_secure_ratio"])
+                    customers.add_metric([row.window, band], kpis[f"sci_customers_{band}"])
+                secure.add_metric([row.window], kpis["sci_secure_ratio"])
         yield from (family for family in (churn, customers, secure) if family.samples)
 
 

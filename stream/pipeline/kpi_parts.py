@@ -39,7 +39,7 @@ from stream.kpi import report
 from stream.kpi.rows import KpiRow
 from stream.kpi.segments import Segment
 from stream.pipeline.app import CxApp
-from stream.pipeline.batches import batch_agent
+from stream.pipeline.batches import batch_agent, pass_turn
 from stream.pipeline.codecs import PART
 from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
@@ -127,6 +127,7 @@ class KpiParts:
         try:
             values = []
             for partition in sorted(self.engine.owned_partitions()):
+                await pass_turn()  # a part reads every agent of its partition's windows
                 part = self.own_part(partition, now)
                 content = _content(part)
                 if self._sent.get(partition) != content:
@@ -192,7 +193,7 @@ def _content(part: Part) -> object:
 
 def merged_rows(parts: list[Part]) -> tuple[list[KpiRow], list[KpiRow]]:
     agents = [
-        KpiRow(window, "a", report.kpis(vector), vector, agent_id=Segment.parse(segment).agent_id)
+        KpiRow(window, "a", None, vector, agent_id=Segment.parse(segment).agent_id)
         for (segment, window), vector in sorted(merge_agents(parts).items())
     ]
     scis = [

@@ -18,6 +18,7 @@ from stream.kpi.rows import KpiRow
 from stream.kpi.segments import CHURN, Segment
 from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
+from stream.pipeline.batches import pass_turn
 from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
 from stream.pipeline.kpi_parts import KpiParts
@@ -60,10 +61,10 @@ def segment_rows(
             result = churn.churn(vector, total, vectors.get((key, window + AFTER)))
             rows.append(KpiRow(window, "churn", report.churn_kpis(result), vector))
         elif segment.kind == "q":
-            rows.append(KpiRow(window, "q", report.kpis(vector), vector,
+            rows.append(KpiRow(window, "q", None, vector,
                                channel=segment.channel, queue=segment.queue))  # fmt: skip
         else:
-            rows.append(KpiRow(window, "a", report.kpis(vector), vector,
+            rows.append(KpiRow(window, "a", None, vector,
                                agent_id=segment.agent_id))  # fmt: skip
     return rows
 
@@ -117,16 +118,22 @@ class KpiReader:
                 self.mark(-1, [key])
         due = self._dirty if agents else {s for s in self._dirty if not _is_agents(s)}
         for segment in due:
-            keys = sorted(self._keys[segment])
-            states = self.engine.buckets.get_many(0, keys)  # memory store: any partition
-            items = [(k, state) for k, state in zip(keys, states, strict=True) if state]
-            self._keys[segment] = {k for k, _ in items}
-            rows = segment_rows(self.engine, now, items)
-            if rows:
-                self._rows[segment] = rows
-            else:
-                self._rows.pop(segment, None)
+            self._refresh(segment, now)
         self._dirty -= due
+        return self._cached(agents)
+
+    def _refresh(self, segment: str, now: float) -> None:
+        keys = sorted(self._keys[segment])
+        states = self.engine.buckets.get_many(0, keys)  # memory store: any partition
+        items = [(k, state) for k, state in zip(keys, states, strict=True) if state]
+        self._keys[segment] = {k for k, _ in items}
+        rows = segment_rows(self.engine, now, items)
+        if rows:
+            self._rows[segment] = rows
+        else:
+            self._rows.pop(segment, None)
+
+    def _cached(self, agents: bool) -> list[KpiRow]:
         return [
             row
             for segment in sorted(self._rows)
@@ -137,6 +144,22 @@ class KpiReader:
     def rows(self, now: float | None = None, agents: bool = True) -> list[KpiRow]:
         now = time.time() if now is None else now
         return self.segment_rows(now, agents) + self.parts.sci_rows(now)
+
+    async def rows_stepwise(self, now: float) -> list[KpiRow]:
+        """`rows(now)`, with the agent groups recomputed one at a time between turns of the
+        event loop (the snapshot timer: a group can hold thousands of agents' rows)."""
+        rows = self.rows(now, agents=False)
+        for segment in sorted(seg for seg in self._dirty if _is_agents(seg)):
+            await pass_turn()
+            if segment in self._dirty:  # not refreshed meanwhile by another reader
+                self._refresh(segment, now)
+                self._dirty.discard(segment)
+        return rows + [
+            row
+            for segment in sorted(self._rows)
+            if _is_agents(segment)
+            for row in self._rows[segment]
+        ]
 
     def exported_rows(self) -> list[KpiRow]:
         """What /metrics reads: every row but the agents' own (see `segment_rows`)."""
@@ -213,7 +236,7 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, reader: KpiReader) -> None
     async def publish_snapshots() -> None:
         now = time.time()
         try:
-            for row in reader.rows(now):
+            for row in await reader.rows_stepwise(now):
                 key = "|".join((row.window, row.kind, row.channel or "", row.queue or ""))
                 value = row.as_dict(vector=False) | {"at": now}
                 await snapshots.send(key=key.encode(), value=_encode(value))

@@ -61,3 +61,19 @@ def test_a_row_as_json_shows_its_segments_fields_only() -> None:
                              "kpis": {"nps": 10.0}, "vector": [1.0]}  # fmt: skip
     assert "vector" not in row.as_dict(vector=False)
     assert row.label == "agent-7"
+
+
+def test_a_scrape_computes_the_kpis_of_the_exported_queues_only() -> None:
+    def queue(name: str, n: int) -> KpiRow:
+        vector = s.initialize()
+        vector[s.N] = vector[s.NPS + 10] = n
+        return KpiRow("1h", "q", None, vector, channel="sms", queue=name)
+
+    rows = [queue(f"q{i}", 100 - i) for i in range(10)]
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(lambda: rows, queue_top_k=2))
+    text = generate_latest(registry).decode()
+    assert 'cx_nps_responses{channel="sms",queue="other",window="1h"} ' in text
+    computed = [row.label for row in rows if row._kpis is not None]
+    assert computed == ["q0", "q1"]  # the other eight were folded by their vectors
+    assert rows[5].kpis == report.kpis(rows[5].vector)
