@@ -8,7 +8,7 @@ offsets of those topics may be committed. Faust keeps everything else: the App, 
 group and assignor, the commit loop, tables with changelogs, recovery, standbys, web views.
 
 How: `install(app)` registers `BatchTransport` under the broker URL scheme `cxkafka://`
-(Faust picks a transport by scheme). Its consumer, `BatchConsumer`, overrides five methods of
+(Faust picks a transport by scheme). Its consumer, `BatchConsumer`, overrides six methods of
 Faust's aiokafka consumer:
   * `_wait_next_records`: the records of a fetch that belong to batch topics are taken out
     and handed to `BatchRouter`, one list per partition; Faust sees only the other topics
@@ -18,7 +18,8 @@ Faust's aiokafka consumer:
   * `_new_offset`: for batch topics, the offset after the last batch an agent finished;
   * `_filter_tps_with_pending_acks`: Faust's commit also looks at the batch partitions;
   * `seek_to_committed`: reports Faust's seeks (after an assignment and after recovery);
-  * `wait_empty`: a revocation also waits for the batch an agent is working on.
+  * `wait_empty`: a revocation also waits for the batch an agent is working on;
+  * `_seek`: every seek runs in the consumer's own thread (`ConsumerThread.call_thread`).
 Tables: `CodecTable` reads and writes a table's per-partition store directly, in batches.
 `check()` verifies the Faust version and every attribute used here, with its signature; the
 app refuses to start otherwise. tests/unit/faustx/ runs these checks against Faust's classes.
@@ -74,6 +75,10 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (FaustConsumer, "_acked", None),
     (FaustConsumer, "wait_empty", ("self",)),
     (FaustConsumer, "flow_active", None),
+    (FaustConsumer, "_seek", ("self", "partition", "offset")),
+    (aiokafka_driver.ConsumerThread, "call_thread", ("self", "fun")),
+    (aiokafka_driver.ConsumerThread, "seek", ("self", "partition", "offset")),
+    (aiokafka_driver.Consumer, "_thread", None),
     (aiokafka_driver.Consumer, "seek_to_committed", ("self",)),
     (aiokafka_driver.Consumer, "seek", ("self", "partition", "offset")),
     (aiokafka_driver.Consumer, "assignment", ("self",)),
@@ -361,6 +366,19 @@ class BatchConsumer(aiokafka_driver.Consumer):
         for tp in list(router.done):
             if tp not in self._acked and (topics is None or tp in topics or tp.topic in topics):
                 yield tp
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek in the consumer's own thread. Faust calls aiokafka's `seek` from the app's
+        thread while the consumer thread may be inside `fetched_records`, which deletes the
+        same partition's buffered records: a KeyError there crashed a worker's fetcher in a
+        CI run. The router seeks often around rebalances, so every seek goes through the
+        thread's method queue, as Faust's own `seek_to_committed` does."""
+        thread = self._thread
+
+        async def seek_there() -> None:
+            thread.seek(partition, offset)
+
+        await thread.call_thread(seek_there)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()

@@ -27,6 +27,7 @@ def test_the_installed_faust_passes_the_start_up_check() -> None:
         "_filter_tps_with_pending_acks",
         "seek_to_committed",
         "wait_empty",
+        "_seek",
     ],
 )
 def test_each_override_matches_fausts_signature(name: str) -> None:
