@@ -270,10 +270,8 @@ class BatchRouter:
             self.holes.clear()
         self.starts = {tp: o for tp, o in committed.items() if o is not None and o > 0}
         self.sought = generation
-        for tp in list(consumer.assignment()):
-            if tp.topic in self.handlers:
-                with contextlib.suppress(IllegalStateError):
-                    await consumer.seek(tp, self.next.get(tp, self.starts.get(tp, 0)))
+        mine = [tp for tp in consumer.assignment() if tp.topic in self.handlers]
+        await self._read_again(consumer, mine, generation)
 
     @contextlib.asynccontextmanager
     async def working(self, taken: Sequence[RecordBatch]) -> AsyncIterator[list[RecordBatch]]:

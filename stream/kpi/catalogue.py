@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from stream.kpi import acsi, ces, csat, csi, nps, ratios
+from stream.kpi import acsi, ces, csat, csi, nps, ratios, sci
 from stream.kpi import summary as s
 
 
@@ -121,4 +121,4 @@ AGENT_GAUGES: tuple[Gauge, ...] = tuple(g for g in SEGMENT_GAUGES if g.per_agent
 CHURN_RATIO = Gauge("churn_ratio", "Customers cancelled in the window / active at its start.")
 SCI_CUSTOMERS = Gauge("sci_customers", "Customers with answers in the window, by SCI band.")
 SCI_SECURE_RATIO = Gauge("sci_secure_ratio", "Share of customers in the secure SCI band.")
-SCI_BANDS = ("secure", "neutral", "at_risk")
+SCI_BANDS = sci.BANDS
