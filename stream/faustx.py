@@ -83,6 +83,8 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (aiokafka_driver.Consumer, "seek", ("self", "partition", "offset")),
     (aiokafka_driver.Consumer, "assignment", ("self",)),
     (aiokafka_driver.Consumer, "highwater", ("self", "tp")),
+    (aiokafka_driver.Consumer, "_new_consumer_thread", ("self",)),
+    (aiokafka_driver.AIOKafkaConsumerThread, "_create_worker_consumer", ("self", "transport")),
     (aiokafka_driver.Transport, "Consumer", None),
     (rocksdb_store.Store, "_db_for_partition", ("self", "partition")),
     (rocksdb_store.Store, "set_persisted_offset", ("self", "tp", "offset")),
@@ -334,8 +336,54 @@ class BatchRouter:
                 await asyncio.wait_for(self.idle.wait(), timeout)
 
 
+# aiokafka's consumer keeps its fetch options in these attributes until `start()` hands them
+# to its fetcher; Faust passes neither option (fetch_min_bytes stays 1).
+FETCH_OPTIONS = ("_fetch_min_bytes", "_fetch_max_wait_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    """How long the broker may hold a fetch to fill it (Kafka's fetch.min.bytes and
+    fetch.max.wait.ms)."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+
+def apply_fetch_options(consumer: Any, options: FetchOptions) -> None:
+    """Set `options` on an aiokafka consumer that has not started yet."""
+    missing = [name for name in FETCH_OPTIONS if not hasattr(consumer, name)]
+    if missing:
+        raise IncompatibleFaust(
+            f"aiokafka {version('aiokafka')}: AIOKafkaConsumer has no {', '.join(missing)}; "
+            "stream.faustx cannot set its fetch options. Install the aiokafka version pinned "
+            "in pyproject.toml."
+        )
+    consumer._fetch_min_bytes = options.min_bytes
+    consumer._fetch_max_wait_ms = options.max_wait_ms
+
+
+class LingeringConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka consumer lets the broker hold a fetch.
+
+    With Faust's options (fetch_min_bytes 1) the broker answers a fetch as soon as any
+    assigned partition has a record: at a few hundred messages per second that is a fetch
+    round trip, and a batch of a few records per agent, for almost every message.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        options = getattr(self.app, "fetch_options", None)
+        if options is not None:
+            apply_fetch_options(consumer, options)
+        return consumer
+
+
 class BatchConsumer(aiokafka_driver.Consumer):
     """Faust's aiokafka consumer with the batch topics taken out of its per-message path."""
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return LingeringConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     @property
     def router(self) -> BatchRouter | None:
@@ -397,12 +445,14 @@ class BatchTransport(aiokafka_driver.Transport):
     Consumer = BatchConsumer
 
 
-def install(app: faust.App) -> BatchRouter:
-    """Check this Faust, register the `cxkafka://` transport and give `app` its router."""
+def install(app: faust.App, fetch: FetchOptions | None = None) -> BatchRouter:
+    """Check this Faust, register the `cxkafka://` transport and give `app` its router (and
+    its consumer's `fetch` options: aiokafka's defaults when None)."""
     check()
     drivers.TRANSPORTS.aliases[SCHEME] = f"{__name__}:BatchTransport"
     router = BatchRouter(app)
     app.batch_router = router  # type: ignore[attr-defined]
+    app.fetch_options = fetch  # type: ignore[attr-defined]
     return router
 
 

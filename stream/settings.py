@@ -267,6 +267,13 @@ class Settings(BaseSettings):
     # Agents take what arrived within this many milliseconds as one batch (per partition):
     # fewer sends and waits under a small load, at most this much added latency per stage.
     batch_linger_ms: float = 100.0
+    # The broker may hold a fetch this long (ms) until `fetch_min_bytes` have arrived over the
+    # assigned partitions. Under a backlog fetches are full at once and nothing waits; under a
+    # small load one fetch brings what came meanwhile, instead of a round trip per few
+    # messages (docs/performance.md, "Fetch linger"). Kafka's fetch.max.wait.ms and
+    # fetch.min.bytes; Faust leaves them at 1 byte.
+    fetch_max_wait_ms: int = 100
+    fetch_min_bytes: int = 1024 * 1024
     # Detractor answers older than this (seconds) get no follow-up (a backfill of old answers
     # must not ask for call-backs today).
     followup_max_age: float = 48 * 3600.0

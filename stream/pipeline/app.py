@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         "broker_heartbeat_interval": min(3.0, settings.session_timeout / 5),
     }
     app = CxApp(settings.app_id, **options)
-    faustx.install(app)
+    faustx.install(app, faustx.FetchOptions(settings.fetch_min_bytes, settings.fetch_max_wait_ms))
     app.settings = settings
     app.kafka = kafka
     app.names = TopicNames.from_settings(settings)

@@ -28,6 +28,7 @@ def test_the_installed_faust_passes_the_start_up_check() -> None:
         "seek_to_committed",
         "wait_empty",
         "_seek",
+        "_new_consumer_thread",
     ],
 )
 def test_each_override_matches_fausts_signature(name: str) -> None:
@@ -107,3 +108,29 @@ def test_a_delta_table_replays_its_changelog_by_partition(tmp_path) -> None:  # 
     table.apply_changelog_batch([event(5, b"a"), event(6, None), event(7, b"b")])
     assert replayed == [(2, [b"a", b"b"])]
     assert table.data.persisted_offset(tp) == 7
+
+
+async def test_the_worker_consumer_lets_the_broker_hold_a_fetch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path, fetch_max_wait_ms=123, fetch_min_bytes=4567)
+    app = create_app(settings, KafkaSettings())
+    thread = app.consumer._thread
+    assert isinstance(thread, faustx.LingeringConsumerThread)
+    consumer = thread._create_worker_consumer(app.transport)
+    try:
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (4567, 123)
+    finally:
+        await consumer.stop()
+
+
+def test_aiokafka_hands_the_fetch_options_to_its_fetcher() -> None:
+    # What stream.faustx.apply_fetch_options relies on: start() builds the fetcher from them.
+    import aiokafka
+
+    source = inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+    for name in faustx.FETCH_OPTIONS:
+        assert f"{name.removeprefix('_')}=self.{name}" in source
+
+
+def test_an_aiokafka_consumer_without_the_fetch_options_is_refused() -> None:
+    with pytest.raises(faustx.IncompatibleFaust, match="_fetch_min_bytes"):
+        faustx.apply_fetch_options(object(), faustx.FetchOptions(1, 100))
