@@ -8,7 +8,7 @@ offsets of those topics may be committed. Faust keeps everything else: the App, 
 group and assignor, the commit loop, tables with changelogs, recovery, standbys, web views.
 
 How: `install(app)` registers `BatchTransport` under the broker URL scheme `cxkafka://`
-(Faust picks a transport by scheme). Its consumer, `BatchConsumer`, overrides six methods of
+(Faust picks a transport by scheme). Its consumer, `BatchConsumer`, overrides seven methods of
 Faust's aiokafka consumer:
   * `_wait_next_records`: the records of a fetch that belong to batch topics are taken out
     and handed to `BatchRouter`, one list per partition; Faust sees only the other topics
@@ -19,7 +19,9 @@ Faust's aiokafka consumer:
   * `_filter_tps_with_pending_acks`: Faust's commit also looks at the batch partitions;
   * `seek_to_committed`: reports Faust's seeks (after an assignment and after recovery);
   * `wait_empty`: a revocation also waits for the batch an agent is working on;
-  * `_seek`: every seek runs in the consumer's own thread (`ConsumerThread.call_thread`).
+  * `_seek`: every seek runs in the consumer's own thread (`ConsumerThread.call_thread`);
+  * `_new_consumer_thread`: the thread builds aiokafka's consumer with the app's fetch
+    options (`LingeringConsumerThread`; Faust passes neither, so fetch_min_bytes stays 1).
 Tables: `CodecTable` reads and writes a table's per-partition store directly, in batches.
 `check()` verifies the Faust version and every attribute used here, with its signature; the
 app refuses to start otherwise. tests/unit/faustx/ runs these checks against Faust's classes.

@@ -4,8 +4,8 @@ Live: the process runs and its event loop answers (always 200 when it answers at
 Ready (200, else 503 with the reasons): a broker answered the worker's own probe within the
 last CX_HEALTH_BROKER_TIMEOUT seconds, the consumer has partitions assigned, and the tables
 are recovered. A broker count of the clients' cluster metadata would keep answering after
-every broker is gone, so a small service sends a metadata request (the admin client's
-describe_cluster) every CX_HEALTH_PROBE_INTERVAL seconds with the project's Kafka settings.
+every broker is gone, so a small service sends a metadata request (for no topic: see
+`probe_once`) every CX_HEALTH_PROBE_INTERVAL seconds with the project's Kafka settings.
 
 Recovery comes from Faust's public table-recovery state, `app.tables.recovery`: `completed`
 (set once the first recovery finished), `in_recovery` (a recovery runs now), `active_tps` (the
@@ -113,12 +113,20 @@ def readiness(app: CxApp, probe: BrokerProbe, broker_timeout: float) -> Readines
 
 
 async def probe_once(admin: AIOKafkaAdminClient, probe: BrokerProbe, timeout: float) -> None:
+    """One metadata request. aiokafka's `describe_cluster` asks for every topic of the cluster
+    (and drops them), so it counts the brokers only on the first answer and after an outage;
+    in between the probe asks for no topic, which costs the same on any cluster."""
     try:
-        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        if probe.answered_at is None or probe.error is not None:
+            cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+            brokers = len(cluster.get("brokers", []))
+        else:
+            await asyncio.wait_for(admin.describe_topics([]), timeout)
+            brokers = probe.brokers
     except (TimeoutError, OSError, RuntimeError) as exc:  # aiokafka's errors are RuntimeErrors
         probe.error = type(exc).__name__
         return
-    probe.brokers = len(cluster.get("brokers", []))
+    probe.brokers = brokers
     if probe.error is not None and probe.answered_at is not None:  # the end of an outage
         log.warning("Kafka reachable again: %d brokers answered", probe.brokers)
     probe.answered_at = time.monotonic()
