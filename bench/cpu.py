@@ -70,3 +70,41 @@ async def steady_load_run(
         "cpu_share_of_a_core": (cpu1 - cpu0) / elapsed,
         "cpu_us_per_message": (cpu1 - cpu0) / max(messages, 1) * 1e6,
     }
+
+
+async def idle_run(
+    kafka: KafkaSettings, seconds: float, workdir: Path, warmup: float = 10.0
+) -> dict[str, Any]:
+    """A fresh worker with no traffic: what its timers, heartbeats, readiness probe and empty
+    fetches cost (each message at a low rate also pays its share of this)."""
+    _, worker = await fresh_worker(kafka, "benchidle", workdir)
+    try:
+        await asyncio.sleep(warmup)
+        assert worker.process is not None
+        pid = worker.process.pid
+        cpu0, began = cpu_seconds(pid), time.time()
+        await asyncio.sleep(seconds)
+        cpu1, elapsed = cpu_seconds(pid), time.time() - began
+    finally:
+        worker.stop()
+    return {"seconds": elapsed, "cpu_share_of_a_core": (cpu1 - cpu0) / elapsed}
+
+
+def main() -> None:
+    """`python -m bench.cpu [--simulate-rate R] [--seconds S]`: the CPU phases alone (a steady
+    load, then an idle worker), their JSON on stdout."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--simulate-rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    kafka, workdir = KafkaSettings(), PROJECT_ROOT / "var" / "bench" / "cpu"
+    steady = asyncio.run(steady_load_run(kafka, args.simulate_rate, args.seconds, workdir))
+    result = {"steady_load": steady, "idle": asyncio.run(idle_run(kafka, args.seconds, workdir))}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
