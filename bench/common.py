@@ -24,13 +24,17 @@ def client_kwargs(bootstrap: str) -> dict[str, Any]:
     return kafka_io.client_kwargs(bootstrap, KafkaSettings())
 
 
-async def fresh_worker(kafka: KafkaSettings, stem: str, workdir: Path) -> tuple[str, Worker]:
-    """A started worker on new topics `<stem><uuid>.*`, its own state dir: (responses, worker)."""
+async def fresh_worker(
+    kafka: KafkaSettings, stem: str, workdir: Path, env: dict[str, str] | None = None
+) -> tuple[str, Worker]:
+    """A started worker on new topics `<stem><uuid>.*`, its own state dir, and `env` over its
+    environment: (responses, worker)."""
     prefix = f"{stem}{uuid.uuid4().hex[:8]}."
     settings = Settings(topic_prefix=prefix)
     await ensure_topics(settings, kafka)
     worker = Worker(bootstrap=kafka.bootstrap_servers, prefix=prefix, data_dir=workdir / prefix,
-                    app_id=f"{prefix}app", extra_env={"CX_SNAPSHOT_INTERVAL": "3600"})  # fmt: skip
+                    app_id=f"{prefix}app",
+                    extra_env={"CX_SNAPSHOT_INTERVAL": "3600", **(env or {})})  # fmt: skip
     worker.start(wait_for_partitions=4, timeout=180)
     return settings.topic("responses"), worker
 

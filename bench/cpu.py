@@ -40,10 +40,16 @@ def records_written(metrics: str) -> dict[str, float]:
 
 
 async def steady_load_run(
-    kafka: KafkaSettings, rate: float, seconds: float, workdir: Path, warmup: float = 10.0
+    kafka: KafkaSettings,
+    rate: float,
+    seconds: float,
+    workdir: Path,
+    warmup: float = 10.0,
+    worker_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A fresh worker under `simulate --rate rate`: its CPU per input message."""
-    topic, worker = await fresh_worker(kafka, "benchcpu", workdir)
+    """A fresh worker (`worker_env` over its environment) under `simulate --rate rate`: its
+    CPU per input message."""
+    topic, worker = await fresh_worker(kafka, "benchcpu", workdir, worker_env)
     prefix = topic.removesuffix("responses")
     env = dict(os.environ, CX_TOPIC_PREFIX=prefix, KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers)
     simulator = subprocess.Popen(

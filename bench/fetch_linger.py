@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +27,16 @@ RESULTS = PROJECT_ROOT / "bench" / "results"
 FAUST_OPTIONS = {"CX_FETCH_MIN_BYTES": "1", "CX_FETCH_MAX_WAIT_MS": "1500"}
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """The workers started meanwhile inherit `values` (tests.support.worker copies os.environ)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 async def one_round(args: argparse.Namespace, kafka: KafkaSettings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     workdir = PROJECT_ROOT / "var" / "bench" / "fetch-linger"
     for name, values in (("faust", FAUST_OPTIONS), ("worker", {})):
-        with environment(values):
-            cpu = await steady_load_run(kafka, args.simulate_rate, args.seconds, workdir)
-            latency = await latency_run(
-                kafka, args.latency_rate, args.seconds, args.scrape_interval, workdir
-            )
+        cpu = await steady_load_run(
+            kafka, args.simulate_rate, args.seconds, workdir, worker_env=values
+        )
+        latency = await latency_run(
+            kafka, args.latency_rate, args.seconds, args.scrape_interval, workdir, values
+        )
         out[name] = {"cpu": cpu, "latency": latency}
     return out
 

@@ -144,9 +144,14 @@ def summarise(trace: Trace, rate: float, seconds: float) -> dict[str, Any]:
 
 
 async def latency_run(
-    kafka: KafkaSettings, rate: float, seconds: float, interval: float, workdir: Path
+    kafka: KafkaSettings,
+    rate: float,
+    seconds: float,
+    interval: float,
+    workdir: Path,
+    worker_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    topic, worker = await fresh_worker(kafka, "benchlat", workdir)
+    topic, worker = await fresh_worker(kafka, "benchlat", workdir, worker_env)
     trace = Trace()
     try:
         scraper = asyncio.create_task(scrape(worker.url, interval, trace))

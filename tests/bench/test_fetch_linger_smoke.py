@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from bench.fetch_linger import FAUST_OPTIONS, environment
+from bench.fetch_linger import FAUST_OPTIONS
 from stream.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.kafka
 
 
 def test_faust_options_are_the_workers_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CX_FETCH_MIN_BYTES", raising=False)
-    with environment(FAUST_OPTIONS):
-        settings = Settings()
-    assert (settings.fetch_min_bytes, settings.fetch_max_wait_ms) == (1, 1500)
-    assert "CX_FETCH_MIN_BYTES" not in os.environ  # restored
+    for name in FAUST_OPTIONS:
+        monkeypatch.delenv(name, raising=False)
     assert (Settings().fetch_min_bytes, Settings().fetch_max_wait_ms) == (1024 * 1024, 100)
+    for name, value in FAUST_OPTIONS.items():
+        monkeypatch.setenv(name, value)
+    assert (Settings().fetch_min_bytes, Settings().fetch_max_wait_ms) == (1, 1500)
 
 
 def run(module: str, *args: str, bootstrap: str) -> subprocess.CompletedProcess[str]:
