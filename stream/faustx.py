@@ -86,6 +86,8 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (aiokafka_driver.Consumer, "assignment", ("self",)),
     (aiokafka_driver.Consumer, "highwater", ("self", "tp")),
     (aiokafka_driver.Consumer, "_new_consumer_thread", ("self",)),
+    (aiokafka_driver.Consumer, "highwaters", ("self",)),
+    (FaustConsumer, "on_partitions_assigned", ("self", "assigned", "generation_id")),
     (aiokafka_driver.AIOKafkaConsumerThread, "_create_worker_consumer", ("self", "transport")),
     (aiokafka_driver.Transport, "Consumer", None),
     (rocksdb_store.Store, "_db_for_partition", ("self", "partition")),
@@ -141,6 +143,14 @@ class RecordBatch:
     tp: TP
     records: Sequence[Any]  # aiokafka ConsumerRecord: topic, partition, offset, key, value, ...
     generation: int
+    # The offset this batch continues from: its first record's, or lower when the offsets in
+    # between hold no record for a read_committed consumer (transaction markers, aborted
+    # records).
+    first: int | None = None
+
+    @property
+    def start(self) -> int:
+        return int(self.records[0].offset) if self.first is None else self.first
 
     @property
     def end(self) -> int:
@@ -157,10 +167,12 @@ class BatchRouter:
 
     Per partition: `next` is the offset an agent may receive next (from the committed offset
     found by Faust's seek in this generation), `done` the offset after the last batch an agent
-    finished. Records below `next` are repeats (dropped); records above it come from a fetch
-    made before a seek, or after a hole: they are dropped and the partition is sought back to
-    `next`. The same hole after `GAP_CONFIRMATIONS` seeks is real (log start after retention)
-    and is skipped. Only finished batches of the current generation are ever committed.
+    finished. The consumer reads committed data only, so offsets may be missing from what it
+    returns (transaction markers, aborted records): a fetch made entirely after the last seek
+    continues the partition, holes included. A fetch that overlapped a seek (Faust's or the
+    router's, `BatchConsumer` counts them) may hold records from before the seek: it is
+    dropped and its partitions sought back to `next`. Only finished batches of the current
+    generation are ever committed.
     """
 
     app: Any
@@ -170,11 +182,8 @@ class BatchRouter:
     next: dict[TP, int] = field(default_factory=dict)
     done: dict[TP, int] = field(default_factory=dict)
     starts: dict[TP, int] = field(default_factory=dict)
-    holes: dict[TP, tuple[int, int, int]] = field(default_factory=dict)
     busy: int = 0  # batches an agent is working on now
     idle: asyncio.Event = field(default_factory=asyncio.Event)
-
-    GAP_CONFIRMATIONS = 5
 
     def route(self, topic: str, handler: BatchHandler) -> None:
         self.handlers[topic] = handler
@@ -183,13 +192,14 @@ class BatchRouter:
     def topics(self) -> set[str]:
         return set(self.handlers)
 
-    async def take(self, consumer: Any, records: Any) -> None:
+    async def take(self, consumer: Any, records: Any, fresh: bool = True) -> None:
         """Hand on the batch topics' records of one fetch (removed from `records`).
 
-        Only while Faust's flow is on and no rebalance is under way: Faust clears the agents'
-        queues when it revokes partitions and again each time recovery resumes the flow, so a
-        batch queued then would vanish. Records fetched meanwhile are dropped and their
-        partitions sought back (or read again by the generation's seek)."""
+        `fresh`: no seek ran while the fetch was made. Only while Faust's flow is on and no
+        rebalance is under way: Faust clears the agents' queues when it revokes partitions
+        and again each time recovery resumes the flow, so a batch queued then would vanish.
+        Records fetched meanwhile are dropped and their partitions sought back (or read
+        again by the generation's seek)."""
         mine = [tp for tp in records if tp.topic in self.handlers]
         if not mine:
             return
@@ -200,18 +210,34 @@ class BatchRouter:
         assigned = consumer.assignment()
         inbound = self.app.monitor.stream_inbound_time if self.app.monitor else {}
         pending = [tp for tp, batch in taken.items() if tp in assigned and batch]
+        if not fresh:
+            await self._read_again(consumer, pending, generation)
+            return
         for index, tp in enumerate(pending):
             if not self._handing_on(consumer, generation):
                 await self._read_again(consumer, pending[index:], generation)
                 return
-            kept = await self._in_order(consumer, tp, taken[tp])
+            first = self.next.setdefault(tp, self.starts.get(tp, 0))
+            kept = self._continuing(taken[tp], first)
             if not kept:
                 continue
+            self.next[tp] = int(kept[-1].offset) + 1
             inbound[tp] = time.monotonic()  # Faust's "stream idle" check reads this
-            if not await self.handlers[tp.topic](RecordBatch(tp, kept, generation)):
-                self.next[tp] = int(kept[0].offset)  # its agent's queue was cleared
+            if not await self.handlers[tp.topic](RecordBatch(tp, kept, generation, first)):
+                self.next[tp] = first  # its agent's queue was cleared
                 await self._read_again(consumer, pending[index:], generation)
                 return
+
+    @staticmethod
+    def _continuing(batch: Sequence[Any], expected: int) -> list[Any]:
+        """The records of a fresh fetch from `expected` on, in increasing offsets (anything
+        below is a repeat)."""
+        kept = []
+        for record in batch:
+            if record.offset >= expected:
+                kept.append(record)
+                expected = record.offset + 1
+        return kept
 
     def _handing_on(self, consumer: Any, generation: int) -> bool:
         app = self.app
@@ -231,33 +257,6 @@ class BatchRouter:
                 with contextlib.suppress(IllegalStateError):  # revoked meanwhile
                     await consumer.seek(tp, self.next.get(tp, self.starts.get(tp, 0)))
 
-    async def _in_order(self, consumer: Any, tp: TP, batch: list[Any]) -> list[Any]:
-        expected = self.next.setdefault(tp, self.starts.get(tp, 0))
-        first = next((i for i, r in enumerate(batch) if r.offset >= expected), len(batch))
-        kept: list[Any] = []
-        for record in batch[first:]:
-            if record.offset != expected:
-                break
-            kept.append(record)
-            expected += 1
-        self.next[tp] = expected
-        if first + len(kept) < len(batch):  # something after `expected` was dropped
-            await self._seek_back(consumer, tp, expected, batch[first + len(kept)].offset)
-        return kept
-
-    async def _seek_back(self, consumer: Any, tp: TP, missing: int, found: int) -> None:
-        previous = self.holes.get(tp)
-        times = previous[2] + 1 if previous and previous[:2] == (missing, found) else 1
-        self.holes[tp] = (missing, found, times)
-        if times >= self.GAP_CONFIRMATIONS:
-            log.warning("%s: offsets %d..%d do not exist, skipping them", tp, missing, found - 1)
-            self.next[tp] = found
-            self.holes.pop(tp)
-        else:
-            log.info("%s: offset %d missing (got %d), seeking back to it", tp, missing, found)
-        with contextlib.suppress(IllegalStateError):  # revoked meanwhile
-            await consumer.seek(tp, self.next[tp])
-
     async def on_seek(self, consumer: Any, committed: Mapping[TP, int | None]) -> None:
         """Faust sought the assigned partitions to their committed offsets.
 
@@ -271,7 +270,6 @@ class BatchRouter:
             self.generation = generation
             self.next.clear()
             self.done.clear()
-            self.holes.clear()
         self.starts = {tp: o for tp, o in committed.items() if o is not None and o > 0}
         self.sought = generation
         mine = [tp for tp in consumer.assignment() if tp.topic in self.handlers]
@@ -297,12 +295,15 @@ class BatchRouter:
                 continue
             ahead = merged.get(tp)
             expected = ahead.end if ahead is not None else self.position(tp)
-            if int(batch.records[0].offset) != expected:
+            if batch.start != expected:
                 behind[tp] = self.position(tp)
                 merged.pop(tp, None)
                 continue
-            records = [*ahead.records, *batch.records] if ahead is not None else batch.records
-            merged[tp] = RecordBatch(tp, records, generation)
+            if ahead is None:
+                merged[tp] = batch
+            else:
+                records = [*ahead.records, *batch.records]
+                merged[tp] = RecordBatch(tp, records, generation, ahead.start)
         self.busy += 1
         self.idle.clear()
         try:
@@ -338,23 +339,26 @@ class BatchRouter:
                 await asyncio.wait_for(self.idle.wait(), timeout)
 
 
-# aiokafka's consumer keeps its fetch options in these attributes until `start()` hands them
-# to its fetcher; Faust passes neither option (fetch_min_bytes stays 1).
-FETCH_OPTIONS = ("_fetch_min_bytes", "_fetch_max_wait_ms")
+# aiokafka's consumer keeps these options in attributes until `start()` hands them to its
+# fetcher; Faust passes neither fetch option (fetch_min_bytes stays 1) and reads uncommitted
+# data unless its own exactly-once mode is on.
+CONSUMER_OPTIONS = ("_fetch_min_bytes", "_fetch_max_wait_ms", "_isolation_level")
 
 
 @dataclass(frozen=True, slots=True)
 class FetchOptions:
     """How long the broker may hold a fetch to fill it (Kafka's fetch.min.bytes and
-    fetch.max.wait.ms)."""
+    fetch.max.wait.ms), and what the consumer reads: committed data only, so that nothing a
+    fenced or aborted transaction wrote is ever read (stream.pipeline.transactions)."""
 
     min_bytes: int
     max_wait_ms: int
+    isolation_level: str = "read_committed"
 
 
 def apply_fetch_options(consumer: Any, options: FetchOptions) -> None:
     """Set `options` on an aiokafka consumer that has not started yet."""
-    missing = [name for name in FETCH_OPTIONS if not hasattr(consumer, name)]
+    missing = [name for name in CONSUMER_OPTIONS if not hasattr(consumer, name)]
     if missing:
         raise IncompatibleFaust(
             f"aiokafka {version('aiokafka')}: AIOKafkaConsumer has no {', '.join(missing)}; "
@@ -363,10 +367,12 @@ def apply_fetch_options(consumer: Any, options: FetchOptions) -> None:
         )
     consumer._fetch_min_bytes = options.min_bytes
     consumer._fetch_max_wait_ms = options.max_wait_ms
+    consumer._isolation_level = options.isolation_level
 
 
 class LingeringConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose aiokafka consumer lets the broker hold a fetch.
+    """Faust's consumer thread, whose aiokafka consumer lets the broker hold a fetch and
+    reads committed data only.
 
     With Faust's options (fetch_min_bytes 1) the broker answers a fetch as soon as any
     assigned partition has a record: at a few hundred messages per second that is a fetch
@@ -381,8 +387,21 @@ class LingeringConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         return consumer
 
 
+# Called with the partitions of a new assignment and its generation, before Faust recovers
+# the tables or reads committed offsets (stream.pipeline.transactions fences there).
+AssignedHook = Callable[[set[TP], int], Awaitable[None]]
+# Given changelog partitions and their end offsets: one past each one's last record that a
+# read_committed consumer gets (stream.pipeline.transactions.last_record_ends).
+EndsHook = Callable[[dict[TP, int]], Awaitable[dict[TP, int]]]
+
+
 class BatchConsumer(aiokafka_driver.Consumer):
     """Faust's aiokafka consumer with the batch topics taken out of its per-message path."""
+
+    # Seeks started and finished (any partition): a fetch during which this moved may hold
+    # records from before a seek.
+    _seek_epoch: int = 0
+    _seeks_running: int = 0
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return LingeringConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -392,11 +411,22 @@ class BatchConsumer(aiokafka_driver.Consumer):
         return getattr(self.app, "batch_router", None)
 
     async def _wait_next_records(self, timeout: float) -> Any:
+        epoch = self._seek_epoch if not self._seeks_running else -1
         records, active = await super()._wait_next_records(timeout)
         router = self.router
         if records and router is not None:
-            await router.take(self, records)
+            await router.take(self, records, fresh=epoch == self._seek_epoch)
         return records, active
+
+    @contextlib.asynccontextmanager
+    async def _seeking(self) -> AsyncIterator[None]:
+        self._seek_epoch += 1
+        self._seeks_running += 1
+        try:
+            yield
+        finally:
+            self._seeks_running -= 1
+            self._seek_epoch += 1
 
     def _new_offset(self, tp: TP) -> int | None:
         router = self.router
@@ -426,14 +456,34 @@ class BatchConsumer(aiokafka_driver.Consumer):
         async def seek_there() -> None:
             thread.seek(partition, offset)
 
-        await thread.call_thread(seek_there)
+        async with self._seeking():
+            await thread.call_thread(seek_there)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed = await super().seek_to_committed()
+        async with self._seeking():
+            committed = await super().seek_to_committed()
         router = self.router
         if router is not None:
             await router.on_seek(self, committed)
         return committed
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        hook: AssignedHook | None = getattr(self.app, "on_assigned_hook", None)
+        if hook is not None:
+            await hook(set(assigned), generation_id)
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        """End offsets as Faust's recovery needs them: for changelogs, one past the last
+        record a read_committed consumer gets. Recovery waits until it has read the record at
+        highwater - 1, and a transaction's commit marker (or an aborted record) at the end of
+        a changelog is never delivered: it would wait for ever."""
+        ends = dict(await super().highwaters(*partitions))
+        last_records: EndsHook | None = getattr(self.app, "changelog_ends_hook", None)
+        changelogs = {tp: end for tp, end in ends.items() if tp.topic.endswith("-changelog")}
+        if changelogs and last_records is not None:
+            ends.update(await last_records(changelogs))
+        return ends
 
     async def wait_empty(self) -> None:
         router = self.router
@@ -474,7 +524,11 @@ def assigned(app: faust.App) -> set[TP]:
 
 
 def lag(app: faust.App) -> dict[TP, int]:
-    """Records between what this worker finished and the end, per assigned batch partition."""
+    """Records between what this worker finished and the end, per assigned batch partition.
+
+    Offsets that hold no record for a read_committed consumer (transaction markers, aborted
+    records) are not lag: once an agent has finished everything handed on, the consumer's
+    fetch position (past them) counts as finished."""
     consumer = started_consumer(app)
     router: BatchRouter | None = getattr(app, "batch_router", None)
     if consumer is None or router is None:
@@ -484,8 +538,22 @@ def lag(app: faust.App) -> dict[TP, int]:
         if tp.topic not in router.handlers:
             continue
         with contextlib.suppress(Exception):  # highwater not known yet
-            out[tp] = max(0, int(consumer.highwater(tp)) - router.position(tp))
+            done = router.position(tp)
+            if router.next.get(tp, done) == done:
+                done = max(done, fetch_position(consumer, tp) or 0)
+            out[tp] = max(0, int(consumer.highwater(tp)) - done)
     return out
+
+
+def fetch_position(consumer: Any, tp: TP) -> int | None:
+    """The offset aiokafka's consumer fetches next for `tp` (None if not known): the sync
+    read of what `AIOKafkaConsumer.position` returns once a position is valid."""
+    try:
+        aiokafka_consumer = consumer._thread._ensure_consumer()
+        state = aiokafka_consumer._subscription.subscription.assignment.state_value(tp)
+        return int(state.position) if state.has_valid_position else None
+    except Exception:  # not assigned, not started, or another aiokafka: no correction
+        return None
 
 
 # -- sending a batch of records -------------------------------------------------------------
@@ -506,10 +574,15 @@ def kafka_producer(app: Any) -> Any:
 
 
 async def send_batched(
-    app: Any, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]
+    app: Any,
+    topic: str,
+    partition: int,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    producer: Any = None,
 ) -> list[Sent]:
-    """Send `records` (key, value) to one partition in as few produce batches as fit."""
-    producer = kafka_producer(app)
+    """Send `records` (key, value) to one partition in as few produce batches as fit, through
+    `producer` (an aiokafka producer, e.g. a transaction's) or the app's."""
+    producer = producer if producer is not None else kafka_producer(app)
     sent: list[Sent] = []
     batch = producer.create_batch()
     count = 0
@@ -565,6 +638,8 @@ class CodecTable(faust.Table):
         self.encode = encode
         self.decode = decode
         self.pending: list[tuple[int, bytes, bytes | None]] = []
+        # per partition: key -> (value, encoded value or None for a delete), not in the store yet
+        self.staged: dict[int, dict[bytes, tuple[Any, bytes | None]]] = {}
         self.writes = 0  # keys written or deleted since start (readers cache on it)
         super().__init__(app, key_type=bytes, **kwargs)
 
@@ -583,30 +658,86 @@ class CodecTable(faust.Table):
         return store._db_for_partition(partition)
 
     def get_many(self, partition: int, keys: Sequence[bytes]) -> list[Any]:
-        """The values of `keys` in `partition` (None where absent): one RocksDB multi-get."""
+        """The values of `keys` in `partition` (None where absent), staged writes included:
+        one RocksDB multi-get."""
         if not keys:
             return []
+        staged = self.staged.get(partition)
         if not self.on_rocksdb:
             data = self.data.data
-            return [data.get(key) for key in keys]
-        raws = self._db(partition).get(list(keys))
-        return [None if raw is None else self.decode(raw) for raw in raws]
+            found = [data.get(key) for key in keys]
+        else:
+            raws = self._db(partition).get(list(keys))
+            found = [None if raw is None else self.decode(raw) for raw in raws]
+        if staged:
+            for i, key in enumerate(keys):
+                if key in staged:
+                    found[i] = staged[key][0]
+        return found
 
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
-        """Write (None: delete) `values` in `partition`'s store and queue their changelog."""
-        encoded = self.write_store(partition, values)
+        """Stage (None: delete) `values` in `partition` and queue their changelog records.
+
+        Staged values are read back by `get_many` at once, but reach the store only with
+        `apply_staged`, after the changelog records are in Kafka (in a committed transaction
+        when they were sent in one): the store never holds what Kafka may not."""
+        encoded = self._stage(partition, values)
         self.pending += [(partition, key, raw) for key, raw in encoded.items()]
 
-    def write_store(self, partition: int, values: Mapping[bytes, Any]) -> dict[bytes, bytes | None]:
-        """Write (None: delete) `values` in `partition`'s store only; the encoded values."""
-        if not values:
-            return {}
+    def _stage(self, partition: int, values: Mapping[bytes, Any]) -> dict[bytes, bytes | None]:
         encoded = {k: None if v is None else self.encode(v) for k, v in values.items()}
+        staged = self.staged.setdefault(partition, {})
+        for key, raw in encoded.items():
+            staged[key] = (values[key], raw)
+        return encoded
+
+    async def send_pending(self, producer: Any = None) -> tuple[list[Sent], int]:
+        """Send the queued changelog records (through `producer`, e.g. a transaction's, or
+        the app's): the produce batches on their way and how many records they hold."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return [], 0
+        topic = self.changelog_topic.get_topic_name()
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
+        for partition, key, raw in pending:
+            by_partition[partition].append((key, raw))
+        sent = [
+            one
+            for partition, records in by_partition.items()
+            for one in await send_batched(self.app, topic, partition, records, producer)
+        ]
+        return sent, len(pending)
+
+    def apply_staged(self, written: Mapping[TP, int]) -> None:
+        """Write the staged values to the store; `written`: the last changelog offset sent per
+        changelog partition (as Faust's own changelog callback: the store holds state up to
+        there)."""
+        staged, self.staged = self.staged, {}
+        for partition, items in staged.items():
+            self._write_encoded(partition, items)
+        for tp, offset in written.items():
+            self.data.set_persisted_offset(tp, offset)
+
+    def discard_staged(self) -> None:
+        """Forget what was staged and queued (its transaction did not commit)."""
+        self.staged = {}
+        self.pending = []
+
+    def write_store(self, partition: int, values: Mapping[bytes, Any]) -> None:
+        """Write (None: delete) `values` in `partition`'s store at once (recovery, replay)."""
+        encoded = {k: None if v is None else self.encode(v) for k, v in values.items()}
+        self._write_encoded(partition, {k: (v, encoded[k]) for k, v in values.items()})
+
+    def _write_encoded(
+        self, partition: int, items: Mapping[bytes, tuple[Any, bytes | None]]
+    ) -> None:
+        if not items:
+            return
         if self.on_rocksdb:
             from rocksdict import WriteBatch
 
             batch = WriteBatch(raw_mode=True)  # Faust opens its databases in raw mode
-            for key, raw in encoded.items():
+            for key, (_, raw) in items.items():
                 if raw is None:
                     batch.delete(key)
                 else:
@@ -614,13 +745,12 @@ class CodecTable(faust.Table):
             self._db(partition).write(batch)
         else:
             data = self.data.data
-            for key, value in values.items():
+            for key, (value, _) in items.items():
                 if value is None:
                     data.pop(key, None)
                 else:
                     data[key] = value
-        self.writes += len(encoded)
-        return encoded
+        self.writes += len(items)
 
     def raw_items(self, partition: int) -> Iterable[tuple[bytes, bytes]]:
         """Undecoded items of a partition's RocksDB database (Faust's own bookkeeping too)."""
@@ -638,26 +768,14 @@ class CodecTable(faust.Table):
                     yield key, self.decode(raw)
 
     async def confirm_changelog(self) -> int:
-        """Send the queued changelog records; return once the broker has all of them.
+        """Outside a transaction: send the queued changelog records, wait until the broker
+        has all of them, then write the staged values to the store.
 
         Returns the number of records sent (the benchmark counts them per input event).
         """
-        pending, self.pending = self.pending, []
-        if not pending:
-            return 0
-        topic = self.changelog_topic.get_topic_name()
-        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
-        for partition, key, raw in pending:
-            by_partition[partition].append((key, raw))
-        sent = [
-            one
-            for partition, records in by_partition.items()
-            for one in await send_batched(self.app, topic, partition, records)
-        ]
-        for tp, offset in (await confirmed(sent)).items():
-            # as Faust's own changelog callback: the local store holds state up to here
-            self.data.set_persisted_offset(tp, offset)
-        return len(pending)
+        sent, count = await self.send_pending()
+        self.apply_staged(await confirmed(sent))
+        return count
 
 
 TableT = TypeVar("TableT", bound=CodecTable)
@@ -694,7 +812,7 @@ class DeltaLogTable(CodecTable):
         return super()._new_changelog_topic(**kwargs)
 
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
-        self.write_store(partition, values)  # the store only: deltas are logged per batch
+        self._stage(partition, values)  # no changelog record per key: deltas are logged per batch
 
     def log_deltas(self, partition: int, key: bytes, deltas: bytes) -> None:
         self.pending.append((partition, key, deltas))

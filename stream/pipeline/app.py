@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import faust
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from stream import faustx
 from stream.pipeline.metrics import PipelineMetrics
 from stream.pipeline.topics import TopicNames, ensure_topics
+from stream.pipeline.transactions import last_record_ends
 from stream.settings import KafkaSettings, Settings, get_kafka_settings, get_settings
 
 
@@ -28,6 +30,12 @@ class CxApp(faust.App):
         # Create the contract's topics (explicit partition counts) before any consumer subscribes.
         await ensure_topics(self.settings, self.kafka)
         await super().on_start()
+
+    async def on_stop(self) -> None:
+        await super().on_stop()  # the consumer commits what is finished first
+        transactions = getattr(self, "transactions", None)  # the KPI engine's (fencing)
+        if transactions is not None:
+            await transactions.stop()
 
     def raw_topic(self, name: str) -> faust.TopicT:
         """A topic of raw bytes (we decode ourselves, to dead-letter what does not parse)."""
@@ -70,6 +78,9 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
     }
     app = CxApp(settings.app_id, **options)
     faustx.install(app, faustx.FetchOptions(settings.fetch_min_bytes, settings.fetch_max_wait_ms))
+    # Changelogs written in transactions end with a commit marker, which Faust's recovery
+    # would wait for: it is told where their last records are (stream.faustx.highwaters).
+    app.changelog_ends_hook = functools.partial(last_record_ends, kafka)  # type: ignore[attr-defined]
     app.settings = settings
     app.kafka = kafka
     app.names = TopicNames.from_settings(settings)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 
 import faust
 
 from stream.faustx import BatchRouter, RecordBatch
 from stream.pipeline.app import CxApp
+from stream.pipeline.transactions import Fenced
+
+log = logging.getLogger(__name__)
 
 # Batches queued per agent while it works on one: fetching goes on meanwhile, and a full
 # queue holds the fetch loop back (backpressure).
@@ -38,7 +42,9 @@ def rounds(batches: list[RecordBatch], size: int = ROUND_RECORDS) -> list[list[R
         for i, start in enumerate(range(0, len(records), size)):
             if i == len(out):
                 out.append([])
-            out[i].append(RecordBatch(batch.tp, records[start : start + size], batch.generation))
+            first = batch.first if i == 0 else None
+            piece = records[start : start + size]
+            out[i].append(RecordBatch(batch.tp, piece, batch.generation, first))
     return out
 
 
@@ -87,8 +93,13 @@ def batch_agent(
 
     async def agent(stream: faust.StreamT[RecordBatch]) -> None:
         async for taken in stream.take(TAKE_BATCHES, within=linger):
-            async with router.working(taken) as batches:
-                if batches:
-                    await handle(batches)
+            try:
+                async with router.working(taken) as batches:
+                    if batches:
+                        await handle(batches)
+            except Fenced as exc:
+                # Another worker owns the partition now: nothing of this take counts, and its
+                # offsets are not committed here. The group's next assignment says what to do.
+                log.warning("%s: take dropped: %s", name, exc)
 
     app.agent(channel, name=name)(agent)

@@ -1,22 +1,23 @@
 """KPI engine wiring: stage-1 agents (responses, dispatches, lifecycle) and the stage-2 agent.
 
-The decisions are pure (stream/aggregation/stage1.py, stage2.py); this module moves batches:
+The decisions are pure (stream/aggregation/stage1.py, stage2.py); this module moves batches.
+Each partition batch is one Kafka transaction of its input partition
+(stream/pipeline/transactions.py), which also commits the batch's offsets:
   1. stage 1 plans a batch: decode, validate, route mis-keyed messages, decide each id once;
-  2. it sends the batch's partial sums (one record per stage-2 partition) and WAITS until the
-     broker has them, with the batch's dead letters, re-published messages and follow-ups;
-  3. only then it writes the ids' new states (one record per new or revised id);
-  4. stage 2 reads every bucket a batch of partials touches at once, applies them, and writes
-     each changed bucket once.
-Step 2 before 3 means a state in the changelog implies its partials are in Kafka.
+  2. in the transaction it sends the batch's partial sums (one record per stage-2 partition),
+     dead letters, re-published messages and follow-ups, and the ids' new states;
+  3. stage 2 reads every bucket a batch of partials touches at once, applies them, and writes
+     each changed bucket once, in the transaction of its partials partition.
+The stores are written once the transaction committed; a fenced or failed take writes nothing
+anyone reads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -41,9 +42,7 @@ from stream.faustx import (
     CodecTable,
     DeltaLogTable,
     RecordBatch,
-    Sent,
     assigned,
-    confirmed,
     declare_table,
     send_batched,
 )
@@ -62,6 +61,7 @@ from stream.pipeline.app import CxApp
 from stream.pipeline.batches import batch_agent, pass_turn, rounds
 from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
 from stream.pipeline.normalise import reject
+from stream.pipeline.transactions import PartitionTransactions, Take
 
 EXPIRY_EVERY = 30.0
 # Partial records stage 2 applies in one stretch: each holds up to MAX_ENTRIES entries.
@@ -112,6 +112,10 @@ class KpiEngine:
             options=app.settings.rocksdb_options(),
         )  # fmt: skip
         self.customers = declare_table(app, customers)
+        inputs = [self.names.responses, self.names.dispatches, self.names.lifecycle]
+        self.transactions = PartitionTransactions(app, app.kafka, [*inputs, self.names.partials])
+        app.on_assigned_hook = self.transactions.on_assigned  # type: ignore[attr-defined]
+        app.transactions = self.transactions  # type: ignore[attr-defined]
         self._last_expiry: dict[int, float] = {}
         self._last_sweep: dict[tuple[str, int], float] = {}
         self._stage1("responses", self.names.responses, self.parse_response)
@@ -189,73 +193,64 @@ class KpiEngine:
 
         async def handle(batches: list[RecordBatch]) -> None:
             for round_ in rounds(batches):
-                await self._stage1_batches(round_, source, table, parse)
-            if sweep:
-                for batch in batches:
-                    await self._sweep_ids(name, table, batch.tp.partition)
+                for batch in round_:
+                    await self._stage1_batch(batch, source, table, parse, name if sweep else None)
+                    await pass_turn()
 
         batch_agent(self.app, source, f"stage1-{name}", handle)
 
-    async def _stage1_batches(
-        self, batches: list[RecordBatch], source: str, table: CodecTable, parse: Parser
+    async def _stage1_batch(
+        self, batch: RecordBatch, source: str, table: CodecTable, parse: Parser, sweep: str | None
     ) -> None:
-        """Plan each partition's batch; write the in-flight marks of those with sums; send
-        everything the plans produce and wait for it once; then write every partition's id
-        states and wait for them once."""
+        """Plan one partition's batch, then send everything it produces and the ids' new
+        states in one transaction with the batch's offsets."""
         app = self.app
-        limits = app.settings.time_limits()
-        producer = app.producer
-        metrics = app.metrics
-        plans = []
-        for batch in batches:
-            partition = batch.tp.partition
-            src = f"{batch.tp.topic}:{partition}"
-            mark = inflight_mark(table.get_many(partition, [INFLIGHT])[0], src)
-            plan = plan_batch(
-                src, partition, [(r.offset, r.value) for r in batch.records], parse, limits,
-                functools.partial(table.get_many, partition),
-                self.home_of, self.owner_of, app.settings.followup_max_age,
-                inflight_until=mark,
-            )  # fmt: skip
+        partition = batch.tp.partition
+        src = f"{batch.tp.topic}:{partition}"
+        mark = inflight_mark(table.get_many(partition, [INFLIGHT])[0], src)
+        plan = plan_batch(
+            src, partition, [(r.offset, r.value) for r in batch.records], parse,
+            app.settings.time_limits(), functools.partial(table.get_many, partition),
+            self.home_of, self.owner_of, app.settings.followup_max_age, inflight_until=mark,
+        )  # fmt: skip
+        async with self.transactions.take(batch, table) as take:
+            await self._send_plan(take, batch, plan, source)
             if plan.partials:
-                marked = IdState(-1, src, max(mark, plan.last_offset), None)
-                table.put_many(partition, {INFLIGHT: marked})
-            plans.append((batch, plan))
-            await pass_turn()
-        # The marks before any partial: after a crash, what may have gone out summed is sent
-        # again one entry per message (stream/aggregation/stage1.py).
-        metrics.written(table.name, await table.confirm_changelog())
-        sent: list[Awaitable[Any]] = []
-        outgoing: list[Sent] = []
-        followups: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
-        for batch, plan in plans:
-            records = batch.records
-            sent += [await reject(app, records[i], why) for i, why in plan.rejected]
-            for index, key, home in plan.misrouted:
-                sent.append(
-                    await producer.send(source, key, records[index].value, home, None, None)
-                )
-            for dest, partials in plan.partials.items():
-                values = [(None, _encode(p)) for p in partials]
-                outgoing += await send_batched(app, self.names.partials, dest, values)
-                metrics.written(self.names.partials, len(values))
-            for f in plan.followups:
-                key = f.response_id.encode()
-                followups[self.home_of(key)].append((key, _encode_json(f)))
-            metrics.written(self.names.followups, len(plan.followups))
-            metrics.written(source, len(plan.misrouted))
-            for outcome, n in plan.outcomes.items():
-                metrics.count(source, outcome, n)
-        for partition, items in followups.items():
-            outgoing += await send_batched(app, self.names.followups, partition, items)
-        if sent:
-            await asyncio.gather(*sent)
-        await confirmed(outgoing)
-        for batch, plan in plans:
-            table.put_many(batch.tp.partition, plan.states)
-        metrics.written(table.name, await table.confirm_changelog())
+                # Kept for states written before transactions: a batch at or below an older
+                # mark sends one entry per message (stream/aggregation/stage1.py).
+                inflight = IdState(-1, src, max(mark, plan.last_offset), None)
+                table.put_many(partition, {INFLIGHT: inflight})
+            table.put_many(partition, plan.states)
+            if sweep is not None:
+                self._sweep_ids(sweep, table, partition)
+        app.metrics.written(table.name, take.changelog_records.get(table.name, 0))
+        for outcome, n in plan.outcomes.items():
+            app.metrics.count(source, outcome, n)
 
-    async def _sweep_ids(self, name: str, table: CodecTable, partition: int) -> None:
+    async def _send_plan(self, take: Take, batch: RecordBatch, plan: Any, source: str) -> None:
+        app = self.app
+        producer = take.producer
+        metrics = app.metrics
+        records = batch.records
+        for i, why in plan.rejected:
+            await reject(app, records[i], why, producer)
+        for index, key, home in plan.misrouted:
+            again = [(key, records[index].value)]
+            take.sent += await send_batched(app, source, home, again, producer)
+        for dest, partials in plan.partials.items():
+            values = [(None, _encode(p)) for p in partials]
+            take.sent += await send_batched(app, self.names.partials, dest, values, producer)
+            metrics.written(self.names.partials, len(values))
+        followups: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
+        for f in plan.followups:
+            key = f.response_id.encode()
+            followups[self.home_of(key)].append((key, _encode_json(f)))
+        for home, items in followups.items():
+            take.sent += await send_batched(app, self.names.followups, home, items, producer)
+        metrics.written(self.names.followups, len(plan.followups))
+        metrics.written(source, len(plan.misrouted))
+
+    def _sweep_ids(self, name: str, table: CodecTable, partition: int) -> None:
         """Forget ids whose answer left every window, so id state does not grow for ever.
 
         A late re-delivery of a forgotten id is `too_old` anyway; a revision with a recent
@@ -270,7 +265,6 @@ class KpiEngine:
             k for k, v in table.raw_items(partition) if k != INFLIGHT and _forgettable(v, horizon)
         ]
         table.put_many(partition, dict.fromkeys(gone))
-        self.app.metrics.written(table.name, await table.confirm_changelog())
 
     # -- stage 2 -------------------------------------------------------------------------------
     def table_for(self, key: bytes) -> CodecTable:
@@ -279,12 +273,16 @@ class KpiEngine:
     async def aggregate(self, batches: list[RecordBatch]) -> None:
         for round_ in rounds(batches, ROUND_PARTIALS):
             for batch in round_:
-                self._aggregate_batch(batch)
+                async with self.transactions.take(batch, self.buckets, self.customers) as take:
+                    changed = self._aggregate_batch(batch)
+                for listener in self.listeners:
+                    listener(batch.tp.partition, changed)
+                for name, count in take.changelog_records.items():
+                    self.app.metrics.written(name, count)
                 await pass_turn()
-        for table in (self.buckets, self.customers):
-            self.app.metrics.written(table.name, await table.confirm_changelog())
 
-    def _aggregate_batch(self, batch: RecordBatch) -> None:
+    def _aggregate_batch(self, batch: RecordBatch) -> set[bytes]:
+        """Stage the changed states and the customers' deltas of one batch of partials."""
         partition = batch.tp.partition
         now = time.time()
         partials = []
@@ -304,8 +302,7 @@ class KpiEngine:
         if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
             self._last_expiry[partition] = now
             self._expire(partition, now)
-        for listener in self.listeners:
-            listener(partition, changed)
+        return changed
 
     def _replay_customers(self, partition: int, values: list[bytes]) -> None:
         """Apply logged customer deltas (recovery, standbys) as `aggregate` did."""
@@ -317,7 +314,7 @@ class KpiEngine:
             k: v for k, v in zip(keys, self.customers.get_many(partition, keys), strict=True) if v
         }
         changed = apply_batch(states, partials, plan, self.member_limits)
-        self.customers.put_many(partition, {k: states[k] for k in changed})
+        self.customers.write_store(partition, {k: states[k] for k in changed})
 
     def _load(self, partition: int, keys: set[bytes]) -> dict[bytes, BucketState]:
         """The stored states of `keys` (copies: the batch writes back what it changes)."""

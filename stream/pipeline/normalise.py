@@ -38,8 +38,11 @@ def adapters(app: CxApp) -> dict[str, Adapter]:
     }
 
 
-async def reject(app: CxApp, record: Any, rejected: Rejected) -> Awaitable[Any]:
-    """Send the original message to cx.deadletter, with where it came from and why.
+async def reject(
+    app: CxApp, record: Any, rejected: Rejected, producer: Any = None
+) -> Awaitable[Any]:
+    """Send the original message to cx.deadletter, with where it came from and why, through
+    `producer` (an aiokafka producer, e.g. a transaction's) or the app's.
 
     Returns the delivery future: the caller awaits it before its batch's offsets may commit.
     """
@@ -54,7 +57,10 @@ async def reject(app: CxApp, record: Any, rejected: Rejected) -> Awaitable[Any]:
         reason=rejected.reason,
         detail=rejected.detail,
     )
-    delivered = await app.producer.send(app.names.deadletter, key, value, None, None, None)
+    if producer is not None:
+        delivered = await producer.send(app.names.deadletter, value, key=key)
+    else:
+        delivered = await app.producer.send(app.names.deadletter, key, value, None, None, None)
     app.metrics.count(record.topic, "invalid")
     app.metrics.deadletters.labels(record.topic, rejected.reason).inc()
     # Only the reason and coordinates are logged: payloads may hold personal data.

@@ -127,7 +127,7 @@ def test_aiokafka_hands_the_fetch_options_to_its_fetcher() -> None:
     import aiokafka
 
     source = inspect.getsource(aiokafka.AIOKafkaConsumer.start)
-    for name in faustx.FETCH_OPTIONS:
+    for name in faustx.CONSUMER_OPTIONS:
         assert f"{name.removeprefix('_')}=self.{name}" in source
 
 

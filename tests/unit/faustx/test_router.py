@@ -1,5 +1,6 @@
 """BatchRouter: each partition's records reach an agent in offset order from the committed
-offset, holes make the partition seek back, and only finished batches are committed."""
+offset, holes of a read_committed fetch are passed over, a fetch that overlapped a seek is read
+again, and only finished batches are committed."""
 
 from __future__ import annotations
 
@@ -59,12 +60,14 @@ def offsets(batches: list[RecordBatch]) -> list[tuple[int, list[int]]]:
     return [(b.tp.partition, [r.offset for r in b.records]) for b in batches]
 
 
-async def take(router: BatchRouter, consumer: Consumer, *batches: list[Any]) -> dict[TP, Any]:
+async def take(
+    router: BatchRouter, consumer: Consumer, *batches: list[Any], fresh: bool = True
+) -> dict[TP, Any]:
     fetched: dict[TP, Any] = {}
     for batch in batches:
         tp = TP(batch[0].topic, batch[0].partition)
         fetched[tp] = batch
-    await router.take(consumer, fetched)
+    await router.take(consumer, fetched, fresh=fresh)
     return fetched  # what Faust's own path still sees
 
 
@@ -81,25 +84,39 @@ async def test_other_topics_stay_on_fausts_path() -> None:
     assert list(left) == [OTHER] and offsets(got) == [(0, [0])]
 
 
-async def test_records_ahead_are_dropped_and_the_partition_sought_back() -> None:
+async def test_holes_of_a_fresh_fetch_are_passed_over() -> None:
+    # A read_committed consumer never gets transaction markers or aborted records.
     router, consumer, got = await make({A}, {A: 100})
     consumer.seeks.clear()
-    await take(router, consumer, records(A, 100, 101, 104, 105))
-    assert offsets(got) == [(0, [100, 101])]
-    assert consumer.seeks == [(A, 102)]  # 104 and 105 were dropped: read them again
-    await take(router, consumer, records(A, 106))  # a stale record fetched before the seek
-    assert consumer.seeks[-1] == (A, 102) and len(got) == 1
-    await take(router, consumer, records(A, 102, 103, 104))
-    assert offsets(got)[-1] == (0, [102, 103, 104])
+    await take(router, consumer, records(A, 101, 102, 105))
+    await take(router, consumer, records(A, 107))
+    assert offsets(got) == [(0, [101, 102, 105]), (0, [107])]
+    assert [(b.start, b.end) for b in got] == [(100, 106), (106, 108)]
+    assert consumer.seeks == []
 
 
-async def test_a_real_gap_is_accepted_after_repeated_seeks() -> None:
-    router, consumer, got = await make({A}, {A: 5})
-    for _ in range(BatchRouter.GAP_CONFIRMATIONS):
-        await take(router, consumer, records(A, 9))
-    assert consumer.seeks[-1] == (A, 9) and got == []
-    await take(router, consumer, records(A, 9, 10))
-    assert offsets(got) == [(0, [9, 10])]
+async def test_a_fetch_that_overlapped_a_seek_is_read_again() -> None:
+    router, consumer, got = await make({A, B}, {A: 100, B: 7})
+    consumer.seeks.clear()
+    await take(router, consumer, records(A, 100, 101), records(B, 7), fresh=False)
+    assert got == [] and sorted(consumer.seeks) == [(A, 100), (B, 7)]
+    await take(router, consumer, records(A, 100, 101), records(B, 7))
+    assert offsets(got) == [(0, [100, 101]), (1, [7])]
+
+
+async def test_a_batch_that_does_not_continue_the_finished_ones_is_read_again() -> None:
+    router, consumer, got = await make({A}, {A: 3})
+    await take(router, consumer, records(A, 3, 4))
+    await take(router, consumer, records(A, 6, 7))  # 5 held a marker: continues at 5
+    first, second = got
+    async with router.working([first, second]) as todo:
+        assert [(b.start, b.end) for b in todo] == [(3, 8)]
+    assert router.committable(A) == 8
+    lost = RecordBatch(A, records(A, 9), generation=1, first=9)  # 8 never reached the agent
+    consumer.seeks.clear()
+    async with router.working([lost]) as todo:
+        assert todo == []
+    assert consumer.seeks == [(A, 8)] and router.next[A] == 8
 
 
 async def test_revoked_partitions_and_stopped_flow_hand_nothing_on() -> None:

@@ -1,0 +1,247 @@
+"""Fencing: every take of a KPI agent is one Kafka transaction of its input partition.
+
+A worker that stops running for longer than the group's session timeout (a GC or VM pause,
+SIGSTOP) loses its partitions to another worker, and when it runs again it finishes the take
+it was in: a *zombie*. Nothing it writes after that may count. Kafka's answer is a
+transactional producer per input partition (`transactional.id` = app, topic, partition):
+
+* When a worker is assigned a partition, it starts a new producer under that partition's
+  transactional id *before* Faust recovers the tables or reads the committed offsets
+  (`faustx.BatchConsumer.on_partitions_assigned`). The broker then bumps the id's epoch: an
+  open transaction of the previous owner is aborted (or, if it was committing, completed
+  first), and every later write or commit of the old producer fails (ProducerFenced).
+* A take's writes for one input partition (partials, follow-ups, dead letters, re-published
+  messages, the tables' changelog records) and the partition's next offset
+  (`send_offsets_to_transaction`) are one transaction: all of them count, or none.
+* Every reader (stage 2, table recovery, standbys) reads committed data only, so a zombie's
+  writes, or a crashed take's, are never read.
+* The tables' stores are written only after the commit (`CodecTable.apply_staged`), so a
+  store never holds what the changelog does not.
+
+A producer is created only on an assignment, for that generation: a fenced producer stays
+dead, so a zombie can never fence the new owner back. Its takes fail with `Fenced` until the
+group gives it partitions again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faust.types import TP
+
+from stream.faustx import CodecTable, RecordBatch, Sent, confirmed
+from stream.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+# How long a transaction may stay open before the broker aborts it. Takes last well under a
+# second; a worker paused for longer than this loses its open transaction (and, past the
+# session timeout, its partitions).
+TRANSACTION_TIMEOUT_MS = 60_000
+
+
+class Fenced(RuntimeError):
+    """This worker may no longer write for an input partition (another worker owns it now, or
+    its transaction was aborted): the take is dropped, nothing of it counts."""
+
+
+@dataclass
+class Take:
+    """One input partition's transaction: send through `producer`, add the produce batches to
+    `sent`; the tables whose staged writes it carries are applied once it commits."""
+
+    producer: AIOKafkaProducer
+    tables: tuple[CodecTable, ...]
+    sent: list[Sent] = field(default_factory=list)
+    changelog_records: dict[str, int] = field(default_factory=dict)  # per table name
+
+    async def send_changelogs(self) -> None:
+        for table in self.tables:
+            sent, count = await table.send_pending(self.producer)
+            self.sent += sent
+            self.changelog_records[table.name] = count
+
+
+@dataclass
+class _Owned:
+    producer: AIOKafkaProducer
+    generation: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    fenced: bool = False
+
+
+class PartitionTransactions:
+    """One transactional producer per assigned input partition of `topics`."""
+
+    def __init__(self, app: Any, kafka: KafkaSettings, topics: Iterable[str]) -> None:
+        self.app = app
+        self.kafka = kafka
+        self.topics = set(topics)
+        self.owned: dict[TP, _Owned] = {}
+        self.fenced_takes = 0
+
+    def transactional_id(self, tp: TP) -> str:
+        return f"{self.app.conf.id}.{tp.topic}.{tp.partition}"
+
+    def _producer(self, tp: TP) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **self.kafka.aiokafka_kwargs(),
+            client_id=f"{self.app.conf.id}-txn",
+            transactional_id=self.transactional_id(tp),
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            acks="all",
+            linger_ms=0,
+            max_batch_size=512 * 1024,
+            request_timeout_ms=int(self.app.conf.producer_request_timeout * 1000),
+        )
+
+    async def on_assigned(self, assigned: set[TP], generation: int) -> None:
+        """A new assignment: retire every producer, and start one per assigned input
+        partition. Starting it fences every earlier producer of the same id (another
+        worker's, or this worker's own from an older generation)."""
+        old, self.owned = self.owned, {}
+        await asyncio.gather(*(_stop(owned.producer) for owned in old.values()))
+        mine = sorted(tp for tp in assigned if tp.topic in self.topics)
+        producers = {tp: self._producer(tp) for tp in mine}
+        await asyncio.gather(*(p.start() for p in producers.values()))
+        self.owned = {tp: _Owned(p, generation) for tp, p in producers.items()}
+        log.info("transactional producers for %d input partitions (generation %d)",
+                 len(mine), generation)  # fmt: skip
+
+    async def stop(self) -> None:
+        old, self.owned = self.owned, {}
+        await asyncio.gather(*(_stop(owned.producer) for owned in old.values()))
+
+    @contextlib.asynccontextmanager
+    async def take(self, batch: RecordBatch, *tables: CodecTable) -> AsyncIterator[Take]:
+        """A transaction for `batch`'s partition that also commits its offsets; `tables`'
+        queued changelog records go out in it and their staged writes reach the stores only
+        once it committed. Raises `Fenced` when this worker may no longer write there."""
+        owned = self.owned.get(batch.tp)
+        if owned is None or owned.fenced or owned.generation != batch.generation:
+            for table in tables:
+                table.discard_staged()
+            self.fenced_takes += 1
+            raise Fenced(f"{batch.tp.topic}[{batch.tp.partition}]: not this worker's any more")
+        async with owned.lock:
+            producer = owned.producer
+            take = Take(producer, tables)
+            try:
+                await producer.begin_transaction()
+                yield take
+                await take.send_changelogs()
+                offsets = {TopicPartition(batch.tp.topic, batch.tp.partition): batch.end}
+                await producer.send_offsets_to_transaction(offsets, self.app.conf.id)
+                await producer.commit_transaction()
+                written = await confirmed(take.sent)
+            except BaseException as exc:
+                for table in tables:
+                    table.discard_staged()
+                await self._abort(owned, batch.tp, exc)
+                if isinstance(exc, Exception) and _is_fencing(exc):
+                    self.fenced_takes += 1
+                    raise Fenced(f"{batch.tp.topic}[{batch.tp.partition}]: fenced") from exc
+                raise
+        for table in tables:
+            table.apply_staged({tp: o for tp, o in written.items() if _changelog_of(table, tp)})
+
+    async def _abort(self, owned: _Owned, tp: TP, exc: BaseException) -> None:
+        if isinstance(exc, Exception) and _is_fencing(exc):
+            owned.fenced = True
+            log.warning("%s[%d]: fenced (another worker owns it now); the take is dropped",
+                        tp.topic, tp.partition)  # fmt: skip
+            return
+        try:
+            await owned.producer.abort_transaction()
+        except Exception as error:  # the producer is broken: later takes need a new one
+            owned.fenced = True
+            log.warning("%s[%d]: abort failed (%s); no more writes until the next assignment",
+                        tp.topic, tp.partition, type(error).__name__)  # fmt: skip
+
+
+def _is_fencing(exc: Exception) -> bool:
+    from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
+
+    return isinstance(exc, ProducerFenced | InvalidProducerEpoch) or (
+        type(exc).__name__ in {"TransactionalIdAuthorizationFailed", "InvalidTxnState"}
+    )
+
+
+def _changelog_of(table: CodecTable, tp: TP) -> bool:
+    return bool(tp.topic == table.changelog_topic.get_topic_name())
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):  # a fenced or broken producer: nothing to flush
+        await asyncio.wait_for(producer.stop(), timeout=5.0)
+
+
+async def last_record_ends(kafka: KafkaSettings, ends: dict[TP, int]) -> dict[TP, int]:
+    """For each partition and its end offset (read_committed: the last stable offset), one
+    past the last record below it that a read_committed consumer gets, or 0 when there is
+    none (Faust then finds nothing to recover). Reads back from the end, further each time
+    nothing is found."""
+    found: dict[TP, int] = {}
+    todo = {tp: end for tp, end in ends.items() if end > 0}
+    if not todo:
+        return dict(ends)
+    consumer = AIOKafkaConsumer(
+        **kafka.aiokafka_kwargs(), isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(tp.topic, tp.partition) for tp in todo]
+        consumer.assign(parts)
+        starts = await consumer.beginning_offsets(parts)
+        back = 64
+        while todo:
+            for tp, end in todo.items():
+                consumer.seek(TopicPartition(tp.topic, tp.partition), max(0, end - back))
+            last = await _read_up_to(consumer, todo)
+            for tp in list(todo):
+                begin = starts.get(TopicPartition(tp.topic, tp.partition), 0)
+                if tp in last:
+                    found[tp] = last[tp] + 1
+                elif todo[tp] - back <= begin:
+                    found[tp] = 0
+                else:
+                    continue
+                del todo[tp]
+            back *= 8
+    finally:
+        await _stop_consumer(consumer)
+    return {tp: found.get(tp, 0) if end > 0 else end for tp, end in ends.items()}
+
+
+async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    # aiokafka's stop() can raise CancelledError from its own committed-offsets task (seen when
+    # stopping right after start); only a cancellation of this task itself goes on.
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
+async def _read_up_to(consumer: AIOKafkaConsumer, ends: dict[TP, int]) -> dict[TP, int]:
+    """Read every partition up to its end offset; the last record offset seen below it."""
+    last: dict[TP, int] = {}
+    waiting = dict(ends)
+    while waiting:
+        batches = await consumer.getmany(timeout_ms=200)
+        for part, records in batches.items():
+            tp = TP(part.topic, part.partition)
+            below = [r.offset for r in records if r.offset < ends.get(tp, 0)]
+            if below:
+                last[tp] = max(below)
+        for tp in list(waiting):
+            if await consumer.position(TopicPartition(tp.topic, tp.partition)) >= waiting[tp]:
+                del waiting[tp]
+    return last
