@@ -184,6 +184,8 @@ class BatchRouter:
     starts: dict[TP, int] = field(default_factory=dict)
     busy: int = 0  # batches an agent is working on now
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # Topics whose offsets commit in their agents' transactions, never through Faust.
+    transactional: set[str] = field(default_factory=set)
 
     def route(self, topic: str, handler: BatchHandler) -> None:
         self.handlers[topic] = handler
@@ -324,7 +326,8 @@ class BatchRouter:
                     await consumer.seek(tp, offset)
 
     def committable(self, tp: TP) -> int | None:
-        if self.generation != self.app.consumer_generation_id:
+        """The offset Faust's commit may commit for `tp` (None: nothing)."""
+        if self.generation != self.app.consumer_generation_id or tp.topic in self.transactional:
             return None
         return self.done.get(tp)
 

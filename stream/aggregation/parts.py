@@ -44,6 +44,9 @@ class Part(msgspec.Struct, array_like=True):
     agents: dict[str, list[tuple[str, list[float]]]]  # window -> [(agent id or OTHER, sparse)]
     sci: dict[str, list[int]]  # window -> customers per band, in sci.BANDS order
     layout: int = summary.LAYOUT  # of the agents' sparse slots (stream.kpi.summary)
+    # The sender's consumer generation: a part from an older generation than the one kept is
+    # a fenced worker's (it computed it from state it no longer owns) and is ignored.
+    generation: int = 0
 
     def __post_init__(self) -> None:
         if self.layout > summary.LAYOUT:

@@ -53,6 +53,11 @@ def final_partition(partitions: int) -> int:
     return zlib.crc32(b"kpi-final") % partitions
 
 
+# A part is sent again after this long even when unchanged, so a part that a fenced worker
+# sent late (or one lost with a crashed final owner's table) is replaced within it.
+PART_RESEND_SECONDS = 10.0
+
+
 class KpiParts:
     """This worker's parts, the final step's table, and the merged rows."""
 
@@ -74,6 +79,7 @@ class KpiParts:
         self._sci_at: dict[int, float] = {}  # monotonic time of each partition's SCI count
         self._customers_at: dict[int, float] = {}  # and of the last change to its customers
         self._sent: dict[int, object] = {}  # what each partition's last sent part said
+        self._sent_at: dict[int, float] = {}  # and when (monotonic)
         self._merged: tuple[object, tuple[list[KpiRow], list[KpiRow]]] = (None, ([], []))
         engine.listeners.append(self.mark)
         batch_agent(app, self.topic, "kpi-final", self.receive)
@@ -129,10 +135,13 @@ class KpiParts:
             for partition in sorted(self.engine.owned_partitions()):
                 await pass_turn()  # a part reads every agent of its partition's windows
                 part = self.own_part(partition, now)
+                part.generation = self.app.consumer_generation_id
                 content = _content(part)
-                if self._sent.get(partition) != content:
+                due = time.monotonic() - self._sent_at.get(partition, 0.0) >= PART_RESEND_SECONDS
+                if self._sent.get(partition) != content or due:
                     values.append((str(partition).encode(), encode_part(part)))
                     self._sent[partition] = content
+                    self._sent_at[partition] = time.monotonic()
             if values:
                 await confirmed(await send_batched(self.app, self.topic, self.final, values))
                 self.app.metrics.written(self.topic, len(values))
@@ -143,10 +152,17 @@ class KpiParts:
     # -- the final step --------------------------------------------------------------------
     async def receive(self, batches: list[RecordBatch]) -> None:
         latest: dict[bytes, Part] = {}
+        keys = sorted({r.key for b in batches for r in b.records if r.key is not None})
+        kept = dict(zip(keys, self.table.get_many(self.final, keys), strict=True))
         for batch in batches:
             for record in batch.records:
-                if record.key is not None:
-                    latest[record.key] = decode_part(record.value)
+                if record.key is None:
+                    continue
+                part = decode_part(record.value)
+                previous = latest.get(record.key) or kept.get(record.key)
+                if previous is not None and part.generation < previous.generation:
+                    continue  # from a worker fenced since: its partition is another's now
+                latest[record.key] = part
         self.table.put_many(self.final, latest)
         self.app.metrics.written(self.table.name, await self.table.confirm_changelog())
 

@@ -83,6 +83,7 @@ class PartitionTransactions:
         self.app = app
         self.kafka = kafka
         self.topics = set(topics)
+        app.batch_router.transactional |= self.topics  # their offsets commit here, not in Faust
         self.owned: dict[TP, _Owned] = {}
         self.fenced_takes = 0
 
