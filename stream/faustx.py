@@ -640,7 +640,8 @@ class CodecTable(faust.Table):
         self.value_codec = value_codec
         self.encode = encode
         self.decode = decode
-        self.pending: list[tuple[int, bytes, bytes | None]] = []
+        # per partition: changelog records (key, encoded value or None) not sent yet
+        self.pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
         # per partition: key -> (value, encoded value or None for a delete), not in the store yet
         self.staged: dict[int, dict[bytes, tuple[Any, bytes | None]]] = {}
         self.writes = 0  # keys written or deleted since start (readers cache on it)
@@ -685,7 +686,7 @@ class CodecTable(faust.Table):
         `apply_staged`, after the changelog records are in Kafka (in a committed transaction
         when they were sent in one): the store never holds what Kafka may not."""
         encoded = self._stage(partition, values)
-        self.pending += [(partition, key, raw) for key, raw in encoded.items()]
+        self.pending.setdefault(partition, []).extend(encoded.items())
 
     def _stage(self, partition: int, values: Mapping[bytes, Any]) -> dict[bytes, bytes | None]:
         encoded = {k: None if v is None else self.encode(v) for k, v in values.items()}
@@ -694,37 +695,40 @@ class CodecTable(faust.Table):
             staged[key] = (values[key], raw)
         return encoded
 
-    async def send_pending(self, producer: Any = None) -> tuple[list[Sent], int]:
-        """Send the queued changelog records (through `producer`, e.g. a transaction's, or
-        the app's): the produce batches on their way and how many records they hold."""
-        pending, self.pending = self.pending, []
-        if not pending:
-            return [], 0
-        topic = self.changelog_topic.get_topic_name()
-        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
-        for partition, key, raw in pending:
-            by_partition[partition].append((key, raw))
-        sent = [
-            one
-            for partition, records in by_partition.items()
-            for one in await send_batched(self.app, topic, partition, records, producer)
-        ]
-        return sent, len(pending)
+    def _partitions(self, partition: int | None) -> list[int]:
+        return sorted(set(self.pending) | set(self.staged)) if partition is None else [partition]
 
-    def apply_staged(self, written: Mapping[TP, int]) -> None:
-        """Write the staged values to the store; `written`: the last changelog offset sent per
-        changelog partition (as Faust's own changelog callback: the store holds state up to
-        there)."""
-        staged, self.staged = self.staged, {}
-        for partition, items in staged.items():
-            self._write_encoded(partition, items)
+    async def send_pending(
+        self, producer: Any = None, partition: int | None = None
+    ) -> tuple[list[Sent], int]:
+        """Send the queued changelog records of `partition` (None: all) through `producer`
+        (e.g. a transaction's) or the app's: the produce batches on their way and how many
+        records they hold."""
+        topic = self.changelog_topic.get_topic_name()
+        sent: list[Sent] = []
+        count = 0
+        for part in self._partitions(partition):
+            records = self.pending.pop(part, [])
+            if records:
+                sent += await send_batched(self.app, topic, part, records, producer)
+                count += len(records)
+        return sent, count
+
+    def apply_staged(self, written: Mapping[TP, int], partition: int | None = None) -> None:
+        """Write the staged values of `partition` (None: all) to the store; `written`: the
+        last changelog offset sent per changelog partition (as Faust's own changelog
+        callback: the store holds state up to there)."""
+        for part in self._partitions(partition):
+            self._write_encoded(part, self.staged.pop(part, {}))
         for tp, offset in written.items():
             self.data.set_persisted_offset(tp, offset)
 
-    def discard_staged(self) -> None:
-        """Forget what was staged and queued (its transaction did not commit)."""
-        self.staged = {}
-        self.pending = []
+    def discard_staged(self, partition: int | None = None) -> None:
+        """Forget what was staged and queued for `partition` (None: all): its transaction
+        did not commit."""
+        for part in self._partitions(partition):
+            self.staged.pop(part, None)
+            self.pending.pop(part, None)
 
     def write_store(self, partition: int, values: Mapping[bytes, Any]) -> None:
         """Write (None: delete) `values` in `partition`'s store at once (recovery, replay)."""
@@ -818,7 +822,7 @@ class DeltaLogTable(CodecTable):
         self._stage(partition, values)  # no changelog record per key: deltas are logged per batch
 
     def log_deltas(self, partition: int, key: bytes, deltas: bytes) -> None:
-        self.pending.append((partition, key, deltas))
+        self.pending.setdefault(partition, []).append((key, deltas))
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
         by_partition: dict[int, list[bytes]] = defaultdict(list)

@@ -61,7 +61,7 @@ from stream.pipeline.app import CxApp
 from stream.pipeline.batches import batch_agent, pass_turn, rounds
 from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
 from stream.pipeline.normalise import reject
-from stream.pipeline.transactions import PartitionTransactions, Take
+from stream.pipeline.transactions import PartitionTransactions, Take, each
 
 EXPIRY_EVERY = 30.0
 # Partial records stage 2 applies in one stretch: each holds up to MAX_ENTRIES entries.
@@ -193,31 +193,43 @@ class KpiEngine:
 
         async def handle(batches: list[RecordBatch]) -> None:
             for round_ in rounds(batches):
+                plans = []
                 for batch in round_:
-                    await self._stage1_batch(batch, source, table, parse, name if sweep else None)
+                    plans.append((batch, self._plan(batch, table, parse)))
                     await pass_turn()
+                await each(
+                    self._commit_plan(batch, plan, source, table, name if sweep else None)
+                    for batch, plan in plans
+                )
 
         batch_agent(self.app, source, f"stage1-{name}", handle)
 
-    async def _stage1_batch(
-        self, batch: RecordBatch, source: str, table: CodecTable, parse: Parser, sweep: str | None
-    ) -> None:
-        """Plan one partition's batch, then send everything it produces and the ids' new
-        states in one transaction with the batch's offsets."""
+    def _plan(self, batch: RecordBatch, table: CodecTable, parse: Parser) -> Any:
+        """Decide every message of one partition's batch (pure: stream/aggregation/stage1)."""
         app = self.app
         partition = batch.tp.partition
         src = f"{batch.tp.topic}:{partition}"
         mark = inflight_mark(table.get_many(partition, [INFLIGHT])[0], src)
-        plan = plan_batch(
+        return plan_batch(
             src, partition, [(r.offset, r.value) for r in batch.records], parse,
             app.settings.time_limits(), functools.partial(table.get_many, partition),
             self.home_of, self.owner_of, app.settings.followup_max_age, inflight_until=mark,
         )  # fmt: skip
+
+    async def _commit_plan(
+        self, batch: RecordBatch, plan: Any, source: str, table: CodecTable, sweep: str | None
+    ) -> None:
+        """Send everything a plan produces and the ids' new states in one transaction of the
+        batch's partition, with its offsets."""
+        app = self.app
+        partition = batch.tp.partition
+        src = f"{batch.tp.topic}:{partition}"
         async with self.transactions.take(batch, table) as take:
             await self._send_plan(take, batch, plan, source)
             if plan.partials:
                 # Kept for states written before transactions: a batch at or below an older
                 # mark sends one entry per message (stream/aggregation/stage1.py).
+                mark = inflight_mark(table.get_many(partition, [INFLIGHT])[0], src)
                 inflight = IdState(-1, src, max(mark, plan.last_offset), None)
                 table.put_many(partition, {INFLIGHT: inflight})
             table.put_many(partition, plan.states)
@@ -272,14 +284,17 @@ class KpiEngine:
 
     async def aggregate(self, batches: list[RecordBatch]) -> None:
         for round_ in rounds(batches, ROUND_PARTIALS):
-            for batch in round_:
-                async with self.transactions.take(batch, self.buckets, self.customers) as take:
-                    changed = self._aggregate_batch(batch)
-                for listener in self.listeners:
-                    listener(batch.tp.partition, changed)
-                for name, count in take.changelog_records.items():
-                    self.app.metrics.written(name, count)
-                await pass_turn()
+            await each(self._aggregate_in_transaction(batch) for batch in round_)
+            await pass_turn()
+
+    async def _aggregate_in_transaction(self, batch: RecordBatch) -> None:
+        async with self.transactions.take(batch, self.buckets, self.customers) as take:
+            await pass_turn()  # one partition's batch at a time on the loop (stage 2 is long)
+            changed = self._aggregate_batch(batch)
+        for listener in self.listeners:
+            listener(batch.tp.partition, changed)
+        for name, count in take.changelog_records.items():
+            self.app.metrics.written(name, count)
 
     def _aggregate_batch(self, batch: RecordBatch) -> set[bytes]:
         """Stage the changed states and the customers' deltas of one batch of partials."""

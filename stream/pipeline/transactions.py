@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,13 +57,14 @@ class Take:
     `sent`; the tables whose staged writes it carries are applied once it commits."""
 
     producer: AIOKafkaProducer
+    partition: int
     tables: tuple[CodecTable, ...]
     sent: list[Sent] = field(default_factory=list)
     changelog_records: dict[str, int] = field(default_factory=dict)  # per table name
 
     async def send_changelogs(self) -> None:
         for table in self.tables:
-            sent, count = await table.send_pending(self.producer)
+            sent, count = await table.send_pending(self.producer, self.partition)
             self.sent += sent
             self.changelog_records[table.name] = count
 
@@ -124,15 +125,16 @@ class PartitionTransactions:
         """A transaction for `batch`'s partition that also commits its offsets; `tables`'
         queued changelog records go out in it and their staged writes reach the stores only
         once it committed. Raises `Fenced` when this worker may no longer write there."""
+        partition = batch.tp.partition
         owned = self.owned.get(batch.tp)
         if owned is None or owned.fenced or owned.generation != batch.generation:
             for table in tables:
-                table.discard_staged()
+                table.discard_staged(partition)
             self.fenced_takes += 1
             raise Fenced(f"{batch.tp.topic}[{batch.tp.partition}]: not this worker's any more")
         async with owned.lock:
             producer = owned.producer
-            take = Take(producer, tables)
+            take = Take(producer, partition, tables)
             try:
                 await producer.begin_transaction()
                 yield take
@@ -143,14 +145,15 @@ class PartitionTransactions:
                 written = await confirmed(take.sent)
             except BaseException as exc:
                 for table in tables:
-                    table.discard_staged()
+                    table.discard_staged(partition)
                 await self._abort(owned, batch.tp, exc)
                 if isinstance(exc, Exception) and _is_fencing(exc):
                     self.fenced_takes += 1
                     raise Fenced(f"{batch.tp.topic}[{batch.tp.partition}]: fenced") from exc
                 raise
         for table in tables:
-            table.apply_staged({tp: o for tp, o in written.items() if _changelog_of(table, tp)})
+            mine = {tp: o for tp, o in written.items() if _changelog_of(table, tp)}
+            table.apply_staged(mine, partition)
 
     async def _abort(self, owned: _Owned, tp: TP, exc: BaseException) -> None:
         if isinstance(exc, Exception) and _is_fencing(exc):
@@ -176,6 +179,16 @@ def _is_fencing(exc: Exception) -> bool:
 
 def _changelog_of(table: CodecTable, tp: TP) -> bool:
     return bool(tp.topic == table.changelog_topic.get_topic_name())
+
+
+async def each(jobs: Iterable[Awaitable[None]]) -> None:
+    """Run `jobs` (one partition's transaction each) at once; once all are done, raise the
+    first error if any (a take whose other partitions committed is read again, and replays
+    are no-ops)."""
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:
