@@ -7,10 +7,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
 
 from tests.support.broker import BrokerError, SaslEndpoint, SessionBroker, start_session_broker
 from tests.support.worker import Worker
+
+# hypothesis is imported here, at collection, rather than lazily by its pytest plugin in the
+# terminal summary: on CPython 3.11.7 that late import (an assertion-rewriting ast.parse deep
+# in pytest's hooks) raised "SystemError: AST constructor recursion depth mismatch" after a
+# run of tests/integration/test_fencing.py alone.
 
 
 @pytest.fixture(scope="session")

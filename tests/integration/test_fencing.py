@@ -1,0 +1,82 @@
+"""The fence on the real broker: a new owner of an input partition aborts the old owner's open
+transaction, the old owner can neither write nor commit any more, and readers of committed data
+see only what the new owner committed (stream/pipeline/transactions.py)."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
+
+from stream.faustx import RecordBatch
+from stream.pipeline.transactions import Fenced, PartitionTransactions, last_record_ends
+from stream.settings import KafkaSettings
+
+pytestmark = pytest.mark.kafka
+
+
+def fake_app(group: str) -> SimpleNamespace:
+    """The app surface PartitionTransactions uses."""
+    return SimpleNamespace(
+        conf=SimpleNamespace(id=group, producer_request_timeout=30.0),
+        batch_router=SimpleNamespace(transactional=set()),
+    )
+
+
+async def committed_values(kafka: KafkaSettings, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        **kafka.aiokafka_kwargs(), isolation_level="read_committed", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        values: list[bytes] = []
+        while await consumer.position(tp) < end:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                values += [r.value for r in records]
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def test_a_new_owner_fences_the_old_one(kafka_bootstrap: str) -> None:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    name = f"fence{uuid.uuid4().hex[:8]}"
+    source, out = f"{name}.in", f"{name}.out"
+    admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, 1, 1) for t in (source, out)])
+    finally:
+        await admin.close()
+    tp = TP(source, 0)
+    batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
+    zombie = PartitionTransactions(fake_app(name), kafka, [source])
+    owner = PartitionTransactions(fake_app(name), kafka, [source])
+    await zombie.on_assigned({tp}, 1)
+    try:
+        with pytest.raises(Fenced):
+            async with zombie.take(batch) as take:
+                await take.producer.send_and_wait(out, b"zombie", partition=0)
+                # the group moves the partition while the zombie is inside its take
+                await owner.on_assigned({tp}, 2)
+        newer = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=2)
+        async with owner.take(newer) as take:
+            await take.producer.send_and_wait(out, b"owner", partition=0)
+        with pytest.raises(Fenced):  # and stays fenced: no producer is made again for it
+            async with zombie.take(batch):
+                pass
+    finally:
+        await zombie.stop()
+        await owner.stop()
+    assert await committed_values(kafka, out) == [b"owner"]
+    assert zombie.fenced_takes == 2
+    # the aborted record and both markers hold no record for a read_committed reader
+    ends = await last_record_ends(kafka, {TP(out, 0): 4})
+    assert ends == {TP(out, 0): 3}
