@@ -245,7 +245,7 @@ class KpiEngine:
         metrics = app.metrics
         records = batch.records
         for i, why in plan.rejected:
-            await reject(app, records[i], why, producer)
+            take.futures.append(await reject(app, records[i], why, producer))
         for index, key, home in plan.misrouted:
             again = [(key, records[index].value)]
             take.sent += await send_batched(app, source, home, again, producer)

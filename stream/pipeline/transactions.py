@@ -60,6 +60,7 @@ class Take:
     partition: int
     tables: tuple[CodecTable, ...]
     sent: list[Sent] = field(default_factory=list)
+    futures: list[Awaitable[Any]] = field(default_factory=list)  # single sends (dead letters)
     changelog_records: dict[str, int] = field(default_factory=dict)  # per table name
 
     async def send_changelogs(self) -> None:
@@ -146,6 +147,7 @@ class PartitionTransactions:
             except BaseException as exc:
                 for table in tables:
                     table.discard_staged(partition)
+                _collect([one.future for one in take.sent] + take.futures)
                 await self._abort(owned, batch.tp, exc)
                 if isinstance(exc, Exception) and _is_fencing(exc):
                     self.fenced_takes += 1
@@ -158,6 +160,10 @@ class PartitionTransactions:
     async def _abort(self, owned: _Owned, tp: TP, exc: BaseException) -> None:
         if isinstance(exc, Exception) and _is_fencing(exc):
             owned.fenced = True
+            # aiokafka also fails its transaction waiter, which nothing else awaits
+            manager = getattr(owned.producer, "_txn_manager", None)
+            with contextlib.suppress(Exception):
+                _collect([manager.wait_for_transaction_end()])  # type: ignore[union-attr]
             log.warning("%s[%d]: fenced (another worker owns it now); the take is dropped",
                         tp.topic, tp.partition)  # fmt: skip
             return
@@ -167,6 +173,14 @@ class PartitionTransactions:
             owned.fenced = True
             log.warning("%s[%d]: abort failed (%s); no more writes until the next assignment",
                         tp.topic, tp.partition, type(error).__name__)  # fmt: skip
+
+
+def _collect(futures: Iterable[Awaitable[Any]]) -> None:
+    """Retrieve the outcome of sends whose transaction failed (asyncio would log each failed
+    one as 'never retrieved'): the transaction's error says it all."""
+    for future in futures:
+        if isinstance(future, asyncio.Future):
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _is_fencing(exc: Exception) -> bool:

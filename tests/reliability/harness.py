@@ -56,6 +56,10 @@ class Feed:
     With a `budget`, the feed sends that many chunks and parks until `allow` grants more: a test
     paces the traffic by its own events (a kill, a join) rather than by how long a worker takes
     to start, so "while traffic flows" holds however fast or slow the machine is.
+
+    With an `interval`, chunks start that many seconds apart (the time a chunk takes to be
+    acknowledged counts in it) instead of `pause` seconds after the previous acknowledgement:
+    a fixed rate, however slow the broker (a chunk slower than `interval` is followed at once).
     """
 
     bootstrap: str
@@ -64,6 +68,7 @@ class Feed:
     chunks: int
     pause: float
     budget: int | None = None  # chunks the feed may send; None: all of them
+    interval: float | None = None  # seconds from one chunk's start to the next one's
     sent: int = 0  # chunks acknowledged by the broker
     _gate: asyncio.Event = field(default_factory=asyncio.Event)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -106,13 +111,17 @@ class Feed:
                     self._parked.set()
                     await self._wake.wait()
                 self._parked.clear()
+                began = time.monotonic()
                 futures = []
                 for topic, messages in self.streams():
                     for key, value in messages[self._bounds(len(messages), chunk)]:
                         futures.append(await producer.send(self.prefix + topic, value, key=key))
                 await asyncio.gather(*futures)
                 self.sent = chunk + 1
-                await asyncio.sleep(self.pause)
+                if self.interval is None:
+                    await asyncio.sleep(self.pause)
+                else:
+                    await asyncio.sleep(max(0.0, began + self.interval - time.monotonic()))
         finally:
             self._parked.set()
             await producer.stop()

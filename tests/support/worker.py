@@ -101,9 +101,20 @@ class Worker:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as reply:
             return str(reply.read().decode())
 
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): no heartbeat, no fetch, no work until `resume`."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw a process frozen by `pause` (SIGCONT; harmless on a running one)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        self.resume()  # a stopped process would not act on SIGTERM
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
