@@ -1,4 +1,5 @@
-"""Small runs of bench.fetch_linger and bench.cpu, so they cannot rot (no timing is asserted)."""
+"""Small runs of bench.fetch_linger, bench.cpu and bench.transactions, so they cannot rot (no
+timing is asserted)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,11 @@ def test_cpu_phases_smoke_run(kafka_bootstrap: str) -> None:
     result = json.loads(done.stdout)
     assert result["steady_load"]["messages_per_s"] > 0
     assert 0 < result["idle"]["cpu_share_of_a_core"] < 2  # a share of the machine's 2 cores
+
+
+def test_transactions_smoke_run(kafka_bootstrap: str) -> None:
+    done = run("bench.transactions", "--takes", "3", "--records", "2", "--rounds", "1",
+               bootstrap=kafka_bootstrap)  # fmt: skip
+    figures = json.loads(done.stdout)
+    assert figures["takes"] == 3 and len(figures["plain"]["ms_per_take"]) == 1
+    assert {"transaction_backoff_5ms", "transaction_backoff_100ms"} <= set(figures)
