@@ -43,6 +43,7 @@ from collections.abc import (
     Iterator,
     Mapping,
     Sequence,
+    Set,
 )
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -194,10 +195,11 @@ class BatchRouter:
     def topics(self) -> set[str]:
         return set(self.handlers)
 
-    async def take(self, consumer: Any, records: Any, fresh: bool = True) -> None:
+    async def take(self, consumer: Any, records: Any, stale: Set[TP] = frozenset()) -> None:
         """Hand on the batch topics' records of one fetch (removed from `records`).
 
-        `fresh`: no seek ran while the fetch was made. Only while Faust's flow is on and no
+        `stale`: partitions sought while the fetch was made (their records may be from
+        before the seek: they are read again). Only while Faust's flow is on and no
         rebalance is under way: Faust clears the agents' queues when it revokes partitions
         and again each time recovery resumes the flow, so a batch queued then would vanish.
         Records fetched meanwhile are dropped and their partitions sought back (or read
@@ -212,9 +214,8 @@ class BatchRouter:
         assigned = consumer.assignment()
         inbound = self.app.monitor.stream_inbound_time if self.app.monitor else {}
         pending = [tp for tp, batch in taken.items() if tp in assigned and batch]
-        if not fresh:
-            await self._read_again(consumer, pending, generation)
-            return
+        await self._read_again(consumer, [tp for tp in pending if tp in stale], generation)
+        pending = [tp for tp in pending if tp not in stale]
         for index, tp in enumerate(pending):
             if not self._handing_on(consumer, generation):
                 await self._read_again(consumer, pending[index:], generation)
@@ -401,10 +402,11 @@ EndsHook = Callable[[dict[TP, int]], Awaitable[dict[TP, int]]]
 class BatchConsumer(aiokafka_driver.Consumer):
     """Faust's aiokafka consumer with the batch topics taken out of its per-message path."""
 
-    # Seeks started and finished (any partition): a fetch during which this moved may hold
-    # records from before a seek.
-    _seek_epoch: int = 0
-    _seeks_running: int = 0
+    # Seeks started and finished, per partition and for seeks of every partition (Faust's
+    # seek to the committed offsets); odd while one runs. A partition whose count moved while
+    # a fetch was made may have records from before its seek in that fetch.
+    _seek_counts: dict[TP, int]
+    _seeks_of_all: int = 0
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return LingeringConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -414,22 +416,47 @@ class BatchConsumer(aiokafka_driver.Consumer):
         return getattr(self.app, "batch_router", None)
 
     async def _wait_next_records(self, timeout: float) -> Any:
-        epoch = self._seek_epoch if not self._seeks_running else -1
+        counts = self.__dict__.setdefault("_seek_counts", {})
+        before, all_before = dict(counts), self._seeks_of_all
         records, active = await super()._wait_next_records(timeout)
         router = self.router
-        if records and router is not None:
-            await router.take(self, records, fresh=epoch == self._seek_epoch)
+        if not records:
+            return records, active
+        batch_topics = router.topics if router is not None else set()
+        moved_all = all_before % 2 == 1 or all_before != self._seeks_of_all
+        stale = set()
+        for tp in records:
+            count = before.get(tp, 0)
+            if (
+                count % 2 == 1
+                or count != counts.get(tp, 0)
+                or (moved_all and tp.topic in batch_topics)
+            ):
+                stale.add(tp)
+        for tp in stale:
+            if tp.topic not in batch_topics:
+                # Faust's recovery would take these for the latest offsets read and skip the
+                # records from its seek on as already seen: the seek reads them again.
+                records.pop(tp, None)  # type: ignore[attr-defined]
+        if router is not None:
+            await router.take(self, records, stale=stale)
         return records, active
 
     @contextlib.asynccontextmanager
-    async def _seeking(self) -> AsyncIterator[None]:
-        self._seek_epoch += 1
-        self._seeks_running += 1
+    async def _seeking(self, partition: TP | None = None) -> AsyncIterator[None]:
+        counts = self.__dict__.setdefault("_seek_counts", {})
+
+        def bump() -> None:
+            if partition is None:
+                self._seeks_of_all += 1
+            else:
+                counts[partition] = counts.get(partition, 0) + 1
+
+        bump()
         try:
             yield
         finally:
-            self._seeks_running -= 1
-            self._seek_epoch += 1
+            bump()
 
     def _new_offset(self, tp: TP) -> int | None:
         router = self.router
@@ -459,7 +486,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
         async def seek_there() -> None:
             thread.seek(partition, offset)
 
-        async with self._seeking():
+        async with self._seeking(partition):
             await thread.call_thread(seek_there)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:

@@ -67,7 +67,7 @@ async def take(
     for batch in batches:
         tp = TP(batch[0].topic, batch[0].partition)
         fetched[tp] = batch
-    await router.take(consumer, fetched, fresh=fresh)
+    await router.take(consumer, fetched, stale=set() if fresh else set(fetched))
     return fetched  # what Faust's own path still sees
 
 
