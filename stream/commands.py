@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
 import click
 from aiokafka.errors import KafkaError
@@ -16,6 +19,7 @@ from faust.cli import AppCommand, argument, option
 from faust.cli.worker import worker as FaustWorker
 from mode import Worker
 
+from stream import faustx
 from stream.channels import Reason
 from stream.localkafka import BrokerError, LocalBroker
 from stream.logs import install_kafka_log_filter
@@ -45,6 +49,21 @@ def kafka_failures_exit(consequence: str) -> Iterator[None]:
         sys.exit(3)
 
 
+class Command(AppCommand):
+    """The project's commands: Faust's AppCommand, quiet on Ctrl-C."""
+
+    abstract: ClassVar[bool] = True  # a base, not a command of its own
+
+    def on_worker_created(self, worker: Worker) -> None:
+        faustx.hush_sigint(worker)
+        super().on_worker_created(worker)
+
+
+def print_json(document: Any) -> None:
+    """`document` as JSON on stdout, plain (never wrapped or styled, whatever the terminal)."""
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
 class worker(FaustWorker):  # the class name is the command's name
     """Run one worker: agents, tables, /metrics, /kpi and /healthz.
 
@@ -57,6 +76,7 @@ class worker(FaustWorker):  # the class name is the command's name
         # has no var/ yet.
         Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
         install_kafka_log_filter(get_kafka_settings().bootstrap_servers)
+        faustx.hush_sigint(worker)
         super().on_worker_created(worker)
 
 
@@ -71,6 +91,7 @@ class worker(FaustWorker):  # the class name is the command's name
         show_default=True,
         help="jars, data and logs of the local broker",
     ),
+    base=Command,
 )
 async def kafka(self: AppCommand, action: str, port: int, controller_port: int, home: Path) -> None:
     """Start, stop or check a local Kafka broker (KRaft, no Docker).
@@ -105,7 +126,7 @@ async def kafka(self: AppCommand, action: str, port: int, controller_port: int, 
         sys.exit(1)
 
 
-@app.command()
+@app.command(base=Command)
 async def topics(self: AppCommand) -> None:
     """Create the contract's topics if they do not exist.
 
@@ -124,6 +145,7 @@ async def topics(self: AppCommand) -> None:
     ),
     option("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"),
     option("--seed", type=int, default=42, show_default=True),
+    base=Command,
 )
 async def simulate(self: AppCommand, rate: float, duration: float | None, seed: int) -> None:
     """Produce synthetic call-center traffic into the raw topics.
@@ -157,6 +179,7 @@ async def simulate(self: AppCommand, rate: float, duration: float | None, seed: 
     option(
         "--rate", type=float, default=50.0, show_default=True, help="surveys offered per second"
     ),
+    base=Command,
 )
 async def demo(self: AppCommand, rate: float) -> None:
     """The main job: local Kafka, a worker, live traffic and KPIs.
@@ -180,20 +203,29 @@ async def demo(self: AppCommand, rate: float) -> None:
         show_default=True,
         help="input format (auto: .jsonl/.ndjson/.json are JSON Lines, .csv is CSV)",
     ),
+    base=Command,
 )
 async def replay(self: AppCommand, file: Path, format: str) -> None:
     """Backfill historic responses (JSON Lines or CSV).
 
     Into cx.responses, as SurveyResponse v1 records.
 
-    Event times are kept; invalid records are not sent but counted by reason, with their line
-    numbers. Exit code 0 also with rejects, 1 when the file cannot be read, 3 when Kafka fails.
+    Event times are kept; invalid records are not sent but counted by reason, and the first
+    ones listed by line, each with its own reason. Exit code 0 also with rejects, 1 when the
+    file cannot be read, 2 when it does not exist (a usage error), 3 when Kafka fails.
     """
     from aiokafka.errors import KafkaError
     from rich.console import Console
     from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from stream.replay import ReplayError, count_lines, detect_format, replay_file, summary_table
+    from stream.replay import (
+        ReplayError,
+        count_lines,
+        detect_format,
+        rejects_table,
+        replay_file,
+        summary_table,
+    )
 
     settings, kafka_settings = get_settings(), get_kafka_settings()
     quiet_kafka_logs(kafka_settings)
@@ -226,6 +258,21 @@ async def replay(self: AppCommand, file: Path, format: str) -> None:
         console.print(f"ignored CSV columns: {', '.join(summary.ignored_columns)}")
     topic = TopicNames.from_settings(settings).responses
     console.print(summary_table(summary, title=f"Replay of {file.name} into {topic}"))
+    if (rejects := rejects_table(summary)) is not None:
+        console.print(rejects)
+
+
+def since_option(ctx: click.Context, param: click.Parameter, value: str) -> datetime:
+    """--since read when the command line is: a bad value is a usage error (exit 2)."""
+    from stream.deadletters import parse_since
+
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r} is neither a duration (30m, 24h, 7d) nor an RFC 3339 time "
+            "(2025-01-15T12:00Z)"
+        ) from exc
 
 
 @app.command(
@@ -235,6 +282,7 @@ async def replay(self: AppCommand, file: Path, format: str) -> None:
         "--since",
         default="24h",
         show_default=True,
+        callback=since_option,
         help="a duration back from now (30m, 24h, 7d) or an RFC 3339 time",
     ),
     option(
@@ -245,36 +293,44 @@ async def replay(self: AppCommand, file: Path, format: str) -> None:
         help="show the newest N matching dead letters",
     ),
     option("--raw", is_flag=True, help="show phone numbers and email addresses unmasked"),
+    option("--json", "as_json", is_flag=True, help="print JSON (a list, oldest first)"),
+    base=Command,
 )
 async def deadletters(
-    self: AppCommand, reason: str | None, topic: str | None, since: str, limit: int, raw: bool
+    self: AppCommand,
+    reason: str | None,
+    topic: str | None,
+    since: datetime,
+    limit: int,
+    raw: bool,
+    as_json: bool,
 ) -> None:
     """Show recent dead letters, phone numbers and emails masked.
 
-    Reason, source topic/partition/offset and the original bytes of each, newest last. Reads
+    Reason, source topic/partition/offset, detail and the original bytes of each, newest last;
+    one block per dead letter when the terminal is too narrow for the table. Reads
     cx.deadletter with a plain consumer: no consumer group, nothing committed. Exit code 3
     when Kafka fails.
     """
     from rich.console import Console
 
-    from stream.deadletters import Filters, parse_since, read_values, select, table
+    from stream.deadletters import Filters, as_documents, print_letters, read_values, select
 
     settings, kafka_settings = get_settings(), get_kafka_settings()
     quiet_kafka_logs(kafka_settings)
-    try:
-        start = parse_since(since)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
     if topic is not None and not topic.startswith(settings.topic_prefix):
         topic = settings.topic(topic)
     name = TopicNames.from_settings(settings).deadletter
     with kafka_failures_exit("nothing read"):
-        values = await read_values(name, start, kafka_settings.aiokafka_kwargs())
+        values = await read_values(name, since, kafka_settings.aiokafka_kwargs())
     letters = select(values, Filters(reason, topic), limit)
+    if as_json or self.json:
+        print_json(as_documents(letters, raw))
+        return
     title = (
-        f"{len(letters)} newest dead letters on {name} since {start.isoformat(timespec='seconds')}"
+        f"{len(letters)} newest dead letters on {name} since {since.isoformat(timespec='seconds')}"
     )
-    Console().print(table(letters, raw, title))
+    print_letters(Console(), letters, raw, title)
 
 
 @app.command(
@@ -291,30 +347,50 @@ async def deadletters(
            help="rank only those with at least N answers to that KPI"),
     option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True),
     option("--url", help="the worker's base URL (default http://127.0.0.1:$CX_WEB_PORT)"),
+    option("--json", "as_json", is_flag=True,
+           help="print the worker's JSON (ratios 0..1, as their _ratio names say)"),
+    base=Command,
 )  # fmt: skip
 async def kpi(
     self: AppCommand, window: str, channel: str, queue: str, agents: str | None,
-    queues: str | None, sort: str, min_n: int, limit: int, url: str | None,
+    queues: str | None, sort: str, min_n: int, limit: int, url: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Show KPIs of a running worker, or rank its agents or queues.
 
-    Reads the worker's /kpi, /kpi/agents and /kpi/queues (only the segments that worker owns,
-    when several run). Exit code 3 when no worker answers.
+    Reads the worker's /kpi (with the window's churn and SCI from /kpi/all), /kpi/agents and
+    /kpi/queues (only the segments that worker owns, when several run). Tables show ratios in
+    percent; --json the worker's own values. Exit code 1 when there is nothing to show (no
+    answers in the segment, nobody with --min-n answers), 3 when no worker answers.
     """
     from rich.console import Console
 
-    from stream.kpi_cli import WorkerUnreachable, fetch, ranking_table, segment_table
+    from stream.kpi_cli import (
+        QUESTIONS,
+        WorkerUnreachable,
+        fetch,
+        print_ranking,
+        segment_table,
+        why_empty,
+        window_kpis,
+    )
 
     base = url or f"http://127.0.0.1:{get_settings().web_port}"
     ranked = ("agents", agents) if agents else ("queues", queues) if queues else None
+    as_json = as_json or self.json
     try:
         if ranked is None:
             segment = {"window": window, "channel": channel, "queue": queue}
             answer = fetch(base, "/kpi", segment)
             if "kpis" not in answer:
-                click.echo(answer.get("error", "no KPIs"), err=True)
+                why = answer.get("error") or json.dumps(answer)
+                click.echo(f"error: {why}", err=True)
                 sys.exit(1)
-            Console().print(segment_table(answer, f"{window} channel={channel} queue={queue}"))
+            extra = window_kpis(fetch(base, "/kpi/all", {}), window)
+            if as_json:
+                print_json(answer | {"window_kpis": extra})
+                return
+            Console().print(segment_table(answer, f"{window} channel={channel} queue={queue}",
+                                          extra))  # fmt: skip
             return
         who, end = ranked
         params: dict[str, object] = {"window": window, "sort": sort, "min_n": min_n,
@@ -326,8 +402,21 @@ async def kpi(
     except WorkerUnreachable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)
-    title = f"{end} {who} by {sort} over {window} (at least {min_n} answers)"
-    Console().print(ranking_table(answer, who[:-1], title))
+    if "rows" not in answer:
+        click.echo(f"error: {answer.get('error') or json.dumps(answer)}", err=True)
+        sys.exit(1)
+    if as_json:
+        print_json(answer)
+    if not answer["rows"]:
+        click.echo(why_empty(who, sort, window, min_n, channel if who == "queues" else None),
+                   err=True)  # fmt: skip
+        sys.exit(1)
+    if not as_json:
+        title = (
+            f"{end} {who} by {sort} over {window} "
+            f"(n: answers to {QUESTIONS[sort]}, at least {min_n})"
+        )
+        print_ranking(Console(), answer, who[:-1], sort, title)
 
 
 # Faust's commands for its own introspection and tooling; hidden from --help (still callable).
@@ -345,6 +434,12 @@ EXAMPLES = {
     "deadletters": "python -m stream deadletters --reason unparseable_reply --since 1h --limit 5",
     "kpi": "python -m stream kpi --agents worst --window 1h",
 }
+# Faust's options that do nothing useful for this project's commands; hidden from --help (they
+# still parse). The app is fixed, its data dir is CX_DATA_DIR, the event loop asyncio.
+HIDDEN_OPTIONS = frozenset(
+    {"console_port", "blocking_timeout", "loop", "json", "datadir", "workdir", "debug", "app"}
+)
+HIDDEN_WORKER_OPTIONS = frozenset({"console_port", "blocking_timeout", "web_transport"})
 HELP = """cx-stream: live customer-satisfaction KPIs from survey events in Kafka.
 
 Settings come from the environment (KAFKA_BOOTSTRAP_SERVERS, CX_*; see the README).
@@ -358,6 +453,12 @@ def tidy_cli() -> None:
     from faust.cli.faust import cli  # imports (registers) all of Faust's commands
 
     cli.help = HELP
+    for param in cli.params:
+        if isinstance(param, click.Option) and param.name in HIDDEN_OPTIONS:
+            param.hidden = True
+    for param in cli.commands["worker"].params:
+        if isinstance(param, click.Option) and param.name in HIDDEN_WORKER_OPTIONS:
+            param.hidden = True
     for name, command in cli.commands.items():
         if name in FAUST_INTERNAL:
             command.hidden = True

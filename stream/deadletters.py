@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -72,6 +73,16 @@ class Shown:
     detail: str
     original: str
     size: int
+
+
+def short_time(value: str) -> str:
+    """An RFC 3339 time to the second, in UTC ("2025-01-15T12:00:00Z"); as given if unreadable."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def shown(letter: DeadLetter, raw: bool, width: int = 300) -> Shown:
@@ -162,14 +173,75 @@ async def _starts(
     return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps}
 
 
+def as_documents(letters: list[DeadLetter], raw: bool) -> list[dict[str, Any]]:
+    """The dead letters as `--json` prints them: the shown fields, the original as text masked
+    like the table's unless `raw` (never its base64 bytes, which would carry personal data)."""
+    out = []
+    for letter in letters:
+        row = shown(letter, raw)
+        out.append({
+            "rejected_at": row.rejected_at,
+            "reason": row.reason,
+            "source": {"topic": letter.source.topic, "partition": letter.source.partition,
+                       "offset": letter.source.offset},
+            "detail": row.detail,
+            "original": row.original,
+            "original_bytes": row.size,
+            "masked": not raw,
+        })  # fmt: skip
+    return out
+
+
+# The table only when its original column gets at least this many characters a line.
+MIN_ORIGINAL_WIDTH = 40
+
+
+def _original_header(raw: bool) -> str:
+    return "original" + (" (raw)" if raw else " (phones, emails masked)")
+
+
 def table(letters: list[DeadLetter], raw: bool, title: str) -> Table:
     out = Table(title=title)
-    for column in ("rejected at", "reason", "source topic/partition/offset", "detail"):
-        out.add_column(column, no_wrap=column != "detail")
-    out.add_column("original" + (" (raw)" if raw else " (phones, emails masked)"))
+    for column in ("rejected at", "reason", "source topic/partition/offset"):
+        out.add_column(column, no_wrap=True)
+    out.add_column("detail", min_width=20)
+    # folded: a long JSON "word" is broken over lines, never cut
+    out.add_column(_original_header(raw), overflow="fold", min_width=MIN_ORIGINAL_WIDTH)
     for letter in letters:
         row = shown(letter, raw)
         # Text, not markup: the original bytes may hold "[...]" that rich would interpret
         original = Text(row.original).append(f" ({row.size} B)", style="dim")
-        out.add_row(*map(Text, (row.rejected_at, row.reason, row.source, row.detail)), original)
+        cells = (short_time(row.rejected_at), row.reason, row.source, row.detail)
+        out.add_row(*map(Text, cells), original)
     return out
+
+
+def blocks(letters: list[DeadLetter], raw: bool) -> list[Text]:
+    """One block per dead letter, every field on its own line(s): for narrow terminals."""
+    out = []
+    for letter in letters:
+        row = shown(letter, raw)
+        block = Text().append(f"{short_time(row.rejected_at)}  {row.reason}", style="bold")
+        block.append(f"\n  source: {row.source}\n  detail: {row.detail}")
+        block.append(f"\n  {_original_header(raw)}, {row.size} B:\n  {row.original}")
+        out.append(block)
+    return out
+
+
+def fits(letters: list[DeadLetter], raw: bool, console: Console) -> bool:
+    """Whether the table fits the console with every field whole: the fixed columns unwrapped,
+    room for MIN_ORIGINAL_WIDTH characters of the original and 20 of the detail a line."""
+    from stream.kpi_cli import needed_width
+
+    return needed_width(table(letters, raw, "")) <= console.width
+
+
+def print_letters(console: Console, letters: list[DeadLetter], raw: bool, title: str) -> None:
+    """The table when the console is wide enough for every field, else one block per letter
+    (a pipe is as wide as COLUMNS says, 80 by default)."""
+    if fits(letters, raw, console):
+        console.print(table(letters, raw, title))
+        return
+    console.print(Text(title, style="italic"))
+    for block in blocks(letters, raw):
+        console.print(block)

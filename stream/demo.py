@@ -30,6 +30,7 @@ from rich.live import Live
 from rich.table import Table
 
 from stream.backfill import backfill
+from stream.kpi_cli import KPIS, WINDOW_KPIS, cell
 from stream.localkafka import BrokerError, LocalBroker
 from stream.pipeline.topics import TopicNames, ensure_topics
 from stream.settings import PROJECT_ROOT, get_kafka_settings, get_settings
@@ -191,18 +192,21 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, found), v in samples.items() if n == name and wanted <= found)
 
 
-# column, metric, labels beyond window (None: channel=all, queue=all), format
-COLUMNS: tuple[tuple[str, str, dict[str, str] | None, str], ...] = (
-    ("NPS", "cx_nps", None, "{:.1f}"),
-    ("n", "cx_nps_responses", None, "{:,.0f}"),
-    ("CSAT top-2", "cx_csat_top2_box_ratio", None, "{:.2f}"),
-    ("CES", "cx_ces_average", None, "{:.2f}"),
-    ("thumbs up", "cx_thumbs_up_ratio", None, "{:.2f}"),
-    ("CSI", "cx_csi", None, "{:+.2f}"),
-    ("ACSI", "cx_acsi_index", None, "{:.1f}"),
-    ("SCI secure", "cx_sci_secure_ratio", {}, "{:.2f}"),
-    ("churn", "cx_churn_ratio", {}, "{:.2%}"),
-    ("response ratio", "cx_response_ratio", None, "{:.2f}"),
+# One row per KPI (its label and unit from stream.kpi_cli, like `python -m stream kpi`), one
+# column per window: readable in 80 columns. Per segment (channel=all, queue=all), or per
+# window only (churn, SCI: over every channel and queue).
+ROWS: tuple[tuple[str, bool], ...] = (
+    ("nps", False),
+    ("nps_responses", False),
+    ("csat_top_box_ratio", False),
+    ("csat_top2_box_ratio", False),
+    ("ces_average", False),
+    ("thumbs_up_ratio", False),
+    ("csi", False),
+    ("acsi_index", False),
+    ("response_ratio", False),
+    ("churn_ratio", True),
+    ("sci_secure_ratio", True),
 )
 ROLLUP = {"channel": "all", "queue": "all"}
 OUTCOMES = ("accepted", "duplicate", "invalid", "opted_out", "revised")
@@ -228,27 +232,38 @@ def counts_line(samples: Samples, names: TopicNames) -> str:
     )
 
 
+def _label(name: str) -> str:
+    return (KPIS.get(name) or WINDOW_KPIS[name]).label
+
+
 def kpi_table(state: Readiness, samples: Samples, names: TopicNames, note: str = "") -> Table:
     """The live table: "loading state" until the worker is ready, then the KPIs by window."""
     table = Table(title="Live KPIs (channel=all, queue=all)")
-    table.add_column("window")
-    for column, *_ in COLUMNS:
-        table.add_column(column, justify="right")
+    table.add_column("KPI (unit)")
+    for window in WINDOWS:
+        table.add_column(window, justify="right", no_wrap=True, min_width=7)
     if not state.ready:
-        for window in WINDOWS:
-            table.add_row(window, *("…" for _ in COLUMNS))
+        for name, _ in ROWS:
+            table.add_row(_label(name), *("…" for _ in WINDOWS))
         table.caption = "loading state…" + (f" ({state.detail})" if state.detail else "")
         if note:
             table.caption += f"\n{note}"
         return table
-    for window in WINDOWS:
+    shown_any = False
+    for name, per_window in ROWS:
         cells = []
-        for _, metric, labels, fmt in COLUMNS:
-            found = value(samples, metric, window=window, **(ROLLUP if labels is None else labels))
-            cells.append("-" if found is None else fmt.format(found))
-        table.add_row(window, *cells)
+        for window in WINDOWS:
+            labels = {} if per_window else ROLLUP
+            found = value(samples, f"cx_{name}", window=window, **labels)
+            cells.append(cell(name, found))
+            shown_any = shown_any or found is not None
+        table.add_row(_label(name) + (", all queues" if per_window else ""), *cells)
     if not any(total(samples, "cx_events_total", outcome=o) for o in OUTCOMES):
-        table.caption = "worker ready, waiting for its first events…"
+        table.caption = (
+            "KPIs of the stored state; this worker has counted no new events yet…"
+            if shown_any
+            else "worker ready, waiting for its first events…"
+        )
     else:
         table.caption = counts_line(samples, names)
     table.caption += f"\n{note}" if note else ""

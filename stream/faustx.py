@@ -23,6 +23,7 @@ Faust's aiokafka consumer:
   * `_new_consumer_thread`: the thread builds aiokafka's consumer with the app's fetch
     options (`LingeringConsumerThread`; Faust passes neither, so fetch_min_bytes stays 1).
 Tables: `CodecTable` reads and writes a table's per-partition store directly, in batches.
+Ctrl-C: `hush_sigint` replaces mode's SIGINT handler (which prints `-INT-`) on a worker.
 `check()` verifies the Faust version and every attribute used here, with its signature; the
 app refuses to start otherwise. tests/unit/faustx/ runs these checks against Faust's classes.
 """
@@ -33,6 +34,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import signal
 import time
 from collections import defaultdict
 from collections.abc import (
@@ -50,6 +52,7 @@ from importlib.metadata import version
 from typing import Any, TypeVar
 
 import faust
+import mode
 from aiokafka.errors import IllegalStateError
 from faust.sensors.monitor import Monitor
 from faust.stores import memory as memory_store
@@ -105,6 +108,8 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (rocksdb_store.Store, "_dbs", None),
     (rocksdb_store.Store, "offset_key", None),
     (Monitor, "stream_inbound_time", None),
+    (mode.Worker, "_on_sigint", ("self",)),
+    (mode.Worker, "_schedule_shutdown", ("self", "signal")),
 ]
 
 
@@ -540,6 +545,18 @@ def install(app: faust.App, fetch: FetchOptions | None = None) -> BatchRouter:
 
 def broker_urls(servers: Iterable[str]) -> list[str]:
     return [f"{SCHEME}://{server}" for server in servers]
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------
+def hush_sigint(worker: mode.Worker) -> None:
+    """Ctrl-C stops the command as before, without mode's `-INT- -INT- ...` line on stderr
+    (mode's handler prints it, then schedules the same shutdown)."""
+
+    def on_sigint() -> None:
+        worker._schedule_shutdown(signal.SIGINT)
+
+    # mode installs its signal handlers when the worker starts, after this: they take this one
+    setattr(worker, "_on_sigint", on_sigint)  # noqa: B010 (a method, for mypy)
 
 
 # -- the consumer as the read side sees it ------------------------------------------------------

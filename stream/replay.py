@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import msgspec
 from rich.table import Table
+from rich.text import Text
 
 from stream.channels import Accepted, Outcome, Reason, Rejected, TimeLimits, adapt_canonical
 from stream.settings import KafkaSettings, Settings
@@ -46,6 +47,8 @@ EXTENSIONS: dict[str, Format] = {
 }
 # How many line numbers the summary keeps per reason.
 MAX_REPORTED_LINES = 10
+# How many rejected lines the summary lists one by one, each with its own reason and detail.
+MAX_LISTED_REJECTS = 20
 # Deliveries awaited in batches, so a large file does not hold a future per record.
 DELIVERY_BATCH = 5000
 
@@ -78,16 +81,26 @@ class Checked:
     outcome: Outcome
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedLine:
+    """One rejected record: its first line, its reason and its own PII-free detail."""
+
+    line: int
+    reason: str
+    detail: str
+
+
 @dataclass
 class ReplaySummary:
     """What a replay did. `rejected`: reason -> count; `reject_lines`: reason -> the first
-    MAX_REPORTED_LINES line numbers; `reject_details`: reason -> the first PII-free detail."""
+    MAX_REPORTED_LINES line numbers; `rejects`: the first MAX_LISTED_REJECTS rejected records,
+    each with its own reason and detail (two records of one reason may differ in detail)."""
 
     read: int = 0
     sent: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     reject_lines: dict[str, list[int]] = field(default_factory=dict)
-    reject_details: dict[str, str] = field(default_factory=dict)
+    rejects: list[RejectedLine] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
 
     @property
@@ -99,7 +112,8 @@ class ReplaySummary:
         lines = self.reject_lines.setdefault(rejected.reason, [])
         if len(lines) < MAX_REPORTED_LINES:
             lines.append(line)
-        self.reject_details.setdefault(rejected.reason, rejected.detail)
+        if len(self.rejects) < MAX_LISTED_REJECTS:
+            self.rejects.append(RejectedLine(line, rejected.reason, rejected.detail))
 
 
 # --- format and files -------------------------------------------------------------------------
@@ -388,19 +402,38 @@ class _ProgressFeed:
 
 
 def summary_table(summary: ReplaySummary, title: str = "Replay") -> Table:
-    """The summary as a rich table: counts, then one row per reject reason with its first line
-    numbers and a PII-free detail (reasons and field paths only, never field values)."""
+    """The counts as a rich table: read, sent, rejected, then one row per reject reason with
+    its count and first line numbers."""
     table = Table(title=title)
     table.add_column("records")
-    table.add_column("count", justify="right")
-    table.add_column("lines (first 10)")
-    table.add_column("detail")
-    table.add_row("read", str(summary.read), "", "")
-    table.add_row("sent", str(summary.sent), "", "")
-    table.add_row("rejected", str(summary.rejected_total), "", "")
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column(f"lines (first {MAX_REPORTED_LINES})")
+    table.add_row("read", str(summary.read), "")
+    table.add_row("sent", str(summary.sent), "")
+    table.add_row("rejected", str(summary.rejected_total), "")
     for reason, count in sorted(summary.rejected.items(), key=lambda item: (-item[1], item[0])):
         lines = ", ".join(str(line) for line in summary.reject_lines.get(reason, []))
         if count > MAX_REPORTED_LINES:
             lines += ", …"
-        table.add_row(f"  {reason}", str(count), lines, summary.reject_details.get(reason, ""))
+        table.add_row(f"  {reason}", str(count), lines)
+    return table
+
+
+def rejects_table(summary: ReplaySummary) -> Table | None:
+    """The first rejected records one per row, each with its own reason and detail (PII-free:
+    reasons and field paths only, never field values); None without rejects."""
+    if not summary.rejects:
+        return None
+    listed = len(summary.rejects)
+    more = summary.rejected_total - listed
+    title = f"Rejected records (the first {listed})" if more else "Rejected records"
+    table = Table(title=title)
+    table.add_column("line", justify="right", no_wrap=True)
+    table.add_column("reason", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for reject in summary.rejects:
+        # Text, not markup: a detail may name a path like `$.scores[0]`
+        table.add_row(str(reject.line), reject.reason, Text(reject.detail))
+    if more:
+        table.caption = f"and {more} more"
     return table

@@ -1,9 +1,10 @@
 """`python -m stream deadletters` against the real broker: filters, --since, masking, --raw,
-and no consumer group left behind."""
+80 columns, --json, and no consumer group left behind."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -58,9 +59,9 @@ async def groups(bootstrap: str) -> set[str]:
         await admin.close()
 
 
-def deadletters(bootstrap: str, prefix: str, *args: str) -> str:
+def deadletters(bootstrap: str, prefix: str, *args: str, columns: int = 250) -> str:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CX_TOPIC_PREFIX": prefix,
-           "COLUMNS": "250"}  # fmt: skip
+           "COLUMNS": str(columns)}  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "stream", "deadletters", *args],
         capture_output=True, text=True, timeout=90, env=env, check=False,
@@ -96,5 +97,21 @@ async def test_deadletters_prints_recent_records_masked(
     )
     assert "4 newest dead letters" in raw and "old and gone" in raw
     assert PHONE in raw and EMAIL in raw
+
+    # a pipe 80 columns wide: one block per dead letter, every field whole
+    narrow = await asyncio.to_thread(deadletters, kafka_bootstrap, topic_prefix, columns=80)
+    assert all(len(line) <= 80 for line in narrow.splitlines()) and "…" not in narrow
+    assert "┃" not in narrow and narrow.count("  source: ") == 3
+    assert f"source: {topic_prefix}raw.sms/2/10" in narrow and "detail: a detail" in narrow
+    assert "to <email>" in narrow and PHONE not in narrow and EMAIL not in narrow
+
+    documents = json.loads(
+        await asyncio.to_thread(deadletters, kafka_bootstrap, topic_prefix, "--json", columns=40)
+    )
+    assert [(d["reason"], d["source"]["offset"]) for d in documents] == [
+        ("unparseable_reply", 10), ("not_json", 11), ("unparseable_reply", 12),
+    ]  # fmt: skip
+    assert documents[0]["original"] == '{"from": "<phone>", "body": "bof"}'
+    assert PHONE not in json.dumps(documents) and EMAIL not in json.dumps(documents)
 
     assert await groups(kafka_bootstrap) == before, "a plain consumer: no group, no commit"

@@ -1,11 +1,20 @@
 """`python -m stream`: the project's commands only, each with a description and an example;
-Kafka errors end a command in one line with exit code 3; the data dir follows the cwd."""
+Kafka errors end a command in one line with exit code 3, usage errors with 2; Ctrl-C without
+noise; `kpi`'s tables in 80 columns, its --json, its empty answers; the data dir follows the
+cwd."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -96,3 +105,193 @@ def test_the_default_data_dir_is_relative_to_the_working_directory(tmp_path: Pat
         assert Settings().data_dir.resolve() == tmp_path / "var" / "worker"
     finally:
         os.chdir(Path(__file__).parents[2])
+
+
+# --- errors and help ----------------------------------------------------------------------------
+
+
+def test_a_bad_since_is_a_usage_error_without_traceback() -> None:
+    result = run("deadletters", "--since", "yesterday", COLUMNS="80")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: Invalid value for '--since': 'yesterday' is neither a duration (30m, 24h, 7d) "
+        "nor an RFC 3339 time (2025-01-15T12:00Z)"
+    ]
+
+
+def test_a_missing_replay_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("replay", str(tmp_path / "missing.jsonl"))
+    assert result.returncode == 2, result.stderr  # as the README says
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_hides_fausts_inapplicable_options(main_help: str) -> None:
+    for hidden in ("--console-port", "--blocking-timeout", "--loop", "--datadir", "--workdir",
+                   "--debug", "--app", "--json"):  # fmt: skip
+        assert hidden not in main_help, hidden
+    assert "--loglevel" in main_help and "--version" in main_help
+    worker_help = run("worker", "--help").stdout
+    assert "--console-port" not in worker_help and "--web-port" in worker_help
+
+
+def test_ctrl_c_stops_a_command_without_int_noise() -> None:
+    with socket.socket() as silent:  # accepts connections, never answers: the command waits
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{silent.getsockname()[1]}"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stream", "deadletters"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(5)
+        assert process.poll() is None, "still waiting for the silent broker"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert "-INT-" not in out + err, out + err
+    assert "Traceback" not in err, err
+
+
+# --- kpi against a fake worker -----------------------------------------------------------------
+
+SEGMENT = {
+    "window": "1h", "kind": "q", "channel": "all", "queue": "all",
+    "kpis": {"nps": 12.3456, "nps_lower": 4.5, "nps_upper": 20.25, "nps_responses": 1325,
+             "csat_top_box_ratio": 0.3712, "csat_top2_box_ratio": 0.7849, "csat_responses": 1211,
+             "ces_average": 5.1234, "ces_responses": 900, "thumbs_up_ratio": 0.81,
+             "csi": -0.4567, "acsi_index": 71.25, "response_ratio": 0.4321},
+}  # fmt: skip
+EVERY_ROW = {"rows": [
+    SEGMENT,
+    {"window": "1h", "kind": "churn", "kpis": {"churn_ratio": 0.0125, "churn_cancelled": 25,
+                                               "churn_active_at_start": 2000}},
+    {"window": "7d", "kind": "churn", "kpis": {"churn_ratio": 0.5}},
+    {"window": "1h", "kind": "sci", "kpis": {"sci_secure_ratio": 0.2712,
+                                             "sci_customers_secure": 271}},
+]}  # fmt: skip
+
+
+def agent(name: str, nps: float, n: int) -> dict[str, object]:
+    kpis = {"nps": nps, "nps_responses": n, "csat_top_box_ratio": 0.5, "csat_top2_box_ratio": 0.75,
+            "ces_average": 4.5}  # fmt: skip
+    return {"window": "1h", "agent_id": name, "sort": "nps", "value": nps, "n": n,
+            "interval": [nps - 10, nps + 10], "kpis": kpis}  # fmt: skip
+
+
+AGENTS = {"rows": [agent("agent-0001", -12.5, 123_456),
+                   agent("agent-0002", 33.333, 45)]}  # fmt: skip
+
+
+class FakeWorker:
+    """Answers GET path -> JSON, whatever the query (recorded in `queries`)."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        fake, self.answers, self.queries = self, answers, list[str]()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.partition("?")[0]
+                fake.queries.append(self.path)
+                body = json.dumps(fake.answers.get(path, {"error": "not found"})).encode()
+                self.send_response(200 if path in fake.answers else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_worker() -> Iterator[FakeWorker]:
+    fake = FakeWorker({"/kpi": SEGMENT, "/kpi/all": EVERY_ROW, "/kpi/agents": AGENTS,
+                       "/kpi/queues": {"rows": []}})  # fmt: skip
+    yield fake
+    fake.close()
+
+
+def narrow(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines), result.stdout
+    assert "…" not in result.stdout, "nothing cut"
+    return result.stdout
+
+
+def test_kpi_shows_every_kpi_with_its_unit_and_churn_and_sci_in_80_columns(
+    fake_worker: FakeWorker,
+) -> None:
+    out = narrow(run("kpi", "--url", fake_worker.url, COLUMNS="80"))
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in out.splitlines() if line.count("│") == 3}  # fmt: skip
+    assert rows == {
+        "NPS (-100..100)": "12.3", "NPS 95% lower bound": "4.5", "NPS 95% upper bound": "20.2",
+        "NPS answers": "1,325", "CSAT top box (%)": "37.1", "CSAT top-2 box (%)": "78.5",
+        "CSAT answers": "1,211", "CES average (1..7)": "5.12", "CES answers": "900",
+        "thumbs up (%)": "81.0", "CSI (-9..9)": "-0.46", "ACSI (0..100)": "71.2",
+        "response ratio (%)": "43.2", "churn (%), all queues": "1.2",
+        "churn: customers cancelled, all queues": "25",
+        "churn: customers active at start, all queues": "2,000",
+        "SCI secure (%), all queues": "27.1", "SCI customers secure, all queues": "271",
+    }  # fmt: skip
+
+
+def test_kpi_json_is_the_workers_answer_with_the_windows_churn_and_sci(
+    fake_worker: FakeWorker,
+) -> None:
+    result = run("kpi", "--url", fake_worker.url, "--json", COLUMNS="40")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # whole, though the terminal is 40 columns wide
+    assert document["kpis"] == SEGMENT["kpis"]
+    assert document["window_kpis"] == {"churn_ratio": 0.0125, "churn_cancelled": 25,
+                                       "churn_active_at_start": 2000, "sci_secure_ratio": 0.2712,
+                                       "sci_customers_secure": 271}  # fmt: skip
+    ranked = run("kpi", "--url", fake_worker.url, "--agents", "worst", "--json")
+    assert json.loads(ranked.stdout) == AGENTS and ranked.returncode == 0
+
+
+def test_a_ranking_keeps_every_number_in_80_columns(fake_worker: FakeWorker) -> None:
+    out = narrow(run("kpi", "--url", fake_worker.url, "--agents", "worst", COLUMNS="80"))
+    assert "┃" in out, "a table"
+    for shown in ("agent-0001", "123,456", "-12.5", "-22.5..-2.5", "50.0", "75.0", "4.50",
+                  "agent-0002", "33.3", "23.3..43.3"):  # fmt: skip
+        assert shown in out, (shown, out)
+    assert "value" not in out, "no column repeating the sorted KPI"
+    assert "/kpi/agents?window=1h&sort=nps&min_n=30&limit=10&order=asc" in fake_worker.queries
+
+
+def test_a_ranking_falls_back_to_one_block_per_row_when_too_narrow(
+    fake_worker: FakeWorker,
+) -> None:
+    out = narrow(run("kpi", "--url", fake_worker.url, "--agents", "worst", COLUMNS="60"))
+    assert "┃" not in out, "no table"
+    assert "agent agent-0001  (n 123,456)" in out
+    assert "  NPS (-100..100): -12.5" in out and "  CSAT top-2 box (%): 75.0" in out
+    assert "  95% interval of NPS (-100..100): -22.5..-2.5" in out
+
+
+def test_an_empty_ranking_says_why_and_exits_1(fake_worker: FakeWorker) -> None:
+    result = run("kpi", "--url", fake_worker.url, "--queues", "best", "--min-n", "100000")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "no queues of channel all with at least 100000 answers to NPS over 1h on this worker: "
+        "lower --min-n, or pick a longer --window"
+    )
+
+
+def test_a_segment_without_answers_says_so_and_exits_1(fake_worker: FakeWorker) -> None:
+    del fake_worker.answers["/kpi"]
+    result = run("kpi", "--url", fake_worker.url, "--queue", "nowhere")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == "error: not found"

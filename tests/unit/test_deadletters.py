@@ -1,13 +1,25 @@
-"""`deadletters`: masking of phone numbers and emails, --since, filters, the shown row."""
+"""`deadletters`: masking of phone numbers and emails, --since, filters, the shown row, the
+narrow (one block per letter) and wide layouts, --json."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from rich.console import Console
 
-from stream.deadletters import Filters, mask_personal_data, parse_since, select, shown
+from stream.deadletters import (
+    Filters,
+    as_documents,
+    mask_personal_data,
+    parse_since,
+    print_letters,
+    select,
+    short_time,
+    shown,
+)
 from stream.models import DeadLetter
 from stream.pipeline.deadletter import dead_letter
 
@@ -103,3 +115,63 @@ def test_a_shown_row_decodes_the_original_and_masks_it_unless_raw() -> None:
     assert masked.original == '{"from": "<phone>", "body": "call me: <email> \\xff"}'
     assert "+33698765432" in raw.original and "jo@example.com" in raw.original
     assert len(shown(record, raw=True, width=20).original) == 20
+
+
+PHONE, EMAIL = "+33698765432", "jo@example.com"
+ORIGINAL = (
+    f'{{"call_id": "call-1002", "ended_at": "2025-01-15T13:50:00Z", "ani": "{PHONE}", '
+    f'"digits": {{"1": "12"}}, "note": "mail {EMAIL} [bold]"}}'
+).encode()
+
+
+def letters() -> list[DeadLetter]:
+    raw = dead_letter(original=ORIGINAL, key=b"k", topic="cx.raw.ivr", partition=3, offset=1234,
+                      timestamp_ms=None, reason="out_of_range",
+                      detail="NPS answer 12 is outside 0..10 at `$.digits[1]`")  # fmt: skip
+    return [msgspec.json.decode(raw, type=DeadLetter)]
+
+
+def printed(width: int, raw: bool = False) -> str:
+    console = Console(record=True, width=width)
+    print_letters(console, letters(), raw, "1 newest dead letters on cx.deadletter")
+    return console.export_text()
+
+
+def test_80_columns_show_one_block_per_dead_letter_with_every_field_whole() -> None:
+    text = printed(80)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "┃" not in text and "…" not in text
+    assert "out_of_range" in text and "source: cx.raw.ivr/3/1234" in text
+    assert "detail: NPS answer 12 is outside 0..10 at `$.digits[1]`" in text
+    assert f"original (phones, emails masked), {len(ORIGINAL)} B:" in text
+    unfolded = "".join(text.splitlines()[5:])  # the original, folded at 80 columns
+    assert '"ani": "<phone>"' in unfolded and "mail <email> [bold]" in unfolded
+    assert PHONE not in text and EMAIL not in text
+
+
+def test_a_wide_terminal_shows_the_table_with_every_field() -> None:
+    text = printed(160)
+    assert "┃ rejected at" in text and "…" not in text
+    assert "cx.raw.ivr/3/1234" in text and "out_of_range" in text
+    assert "<phone>" in text
+    assert PHONE not in text and EMAIL not in text
+    assert all(len(line) <= 160 for line in text.splitlines())
+
+
+def test_raw_shows_the_personal_data_it_was_asked_for() -> None:
+    text = printed(80, raw=True)
+    assert "original (raw)" in text and PHONE in text
+
+
+def test_json_documents_are_masked_like_the_table() -> None:
+    (document,) = as_documents(letters(), raw=False)
+    assert document["source"] == {"topic": "cx.raw.ivr", "partition": 3, "offset": 1234}
+    assert document["reason"] == "out_of_range" and document["original_bytes"] == len(ORIGINAL)
+    assert document["masked"] is True and '"ani": "<phone>"' in document["original"]
+    assert PHONE not in json.dumps(document) and EMAIL not in json.dumps(document)
+    assert PHONE in as_documents(letters(), raw=True)[0]["original"]
+
+
+def test_times_are_shown_to_the_second_in_utc() -> None:
+    assert short_time("2025-01-15T13:50:00.123456+02:00") == "2025-01-15T11:50:00Z"
+    assert short_time("not a time") == "not a time"

@@ -131,8 +131,8 @@ def test_readiness_falls_back_to_healthz_without_the_ready_endpoint() -> None:
     assert readiness(fake.port) == Readiness(False, "worker starting")  # nothing answers
 
 
-def rendered(state: Readiness, samples: Samples) -> str:
-    console = Console(record=True, width=200)
+def rendered(state: Readiness, samples: Samples, width: int = 200) -> str:
+    console = Console(record=True, width=width)
     console.print(kpi_table(state, samples, NAMES))
     return console.export_text()
 
@@ -160,5 +160,35 @@ def test_the_table_says_loading_state_and_shows_no_numbers_until_ready() -> None
 def test_the_table_shows_the_numbers_once_ready() -> None:
     text = rendered(Readiness(True), SAMPLES)
     assert "loading state" not in text
-    for shown in ("42.5", "63.2", "1.25%", "0.27", "responses 4,321"):
+    for shown in ("42.5", "63.2", "responses 4,321"):
         assert shown in text, (shown, text)
+
+
+def cells(text: str) -> dict[str, list[str]]:
+    """KPI label -> its cells (5m, 1h, 24h, 7d) of a rendered table."""
+    rows = [line.split("│")[1:-1] for line in text.splitlines() if line.count("│") == 6]
+    return {row[0].strip(): [c.strip() for c in row[1:]] for row in rows}
+
+
+def test_the_table_is_whole_in_80_columns_with_units_and_ratios_in_percent() -> None:
+    big = SAMPLES | sample("cx_nps_responses", 1_234_567, window="7d", **ROLLUP)
+    big |= sample("cx_csat_top2_box_ratio", 0.7849, window="1h", **ROLLUP)
+    text = rendered(Readiness(True), big, width=80)
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "…" not in text
+    table = cells(text)
+    assert table["NPS (-100..100)"] == ["-", "-", "-", "42.5"]
+    assert table["NPS answers"] == ["-", "-", "-", "1,234,567"]
+    assert table["CSAT top-2 box (%)"] == ["-", "78.5", "-", "-"]
+    assert table["churn (%), all queues"] == ["-", "-", "-", "1.2"]
+    assert table["SCI secure (%), all queues"] == ["-", "-", "27.0", "-"]
+    assert table["ACSI (0..100)"] == ["-", "-", "-", "63.2"]
+    assert {"CSAT top box (%)", "CES average (1..7)", "CSI (-9..9)", "thumbs up (%)",
+            "response ratio (%)"} <= set(table)  # fmt: skip
+
+
+def test_kpis_of_the_stored_state_are_not_called_waiting_for_events() -> None:
+    restarted = {k: v for k, v in SAMPLES.items() if k[0] != "cx_events_total"}
+    text = rendered(Readiness(True), restarted)
+    assert "waiting for its first events" not in text and "stored state" in text
+    assert "waiting for its first events" in rendered(Readiness(True), {})

@@ -83,8 +83,11 @@ def accepted(path: Path, fmt: replay.Format) -> list[SurveyResponse]:
 
 
 def render(summary: ReplaySummary) -> str:
+    """The summary as `replay` prints it: the counts, then the first rejects one by one."""
     console = Console(record=True, width=200)
     console.print(summary_table(summary))
+    if (rejects := replay.rejects_table(summary)) is not None:
+        console.print(rejects)
     return console.export_text()
 
 
@@ -473,3 +476,37 @@ async def test_unusable_csv_fails_before_touching_kafka(
     path = csv_file(tmp_path, f"r-1,web,{AT},9", header="id,channel,occurred_at,nps")
     with pytest.raises(ReplayError, match="response_id"):
         await replay_file(path, "csv", Settings(), KafkaSettings())
+
+
+def test_each_rejected_line_is_listed_with_its_own_reason_and_detail(tmp_path: Path) -> None:
+    path = jsonl(
+        tmp_path,
+        response("ok-1"),
+        response("bad-time", occurred_at="yesterday"),
+        response("ok-2"),
+        response("no-scores", scores={}),
+    )
+    summary = scan(path, "jsonl", LIMITS, MAX_BYTES)
+    assert summary.reject_lines == {"invalid_value": [2, 4]}
+    (time_line, scores_line) = summary.rejects
+    assert (time_line.line, time_line.reason) == (2, "invalid_value")
+    assert (scores_line.line, scores_line.reason) == (4, "invalid_value")
+    assert "occurred_at" in time_line.detail and "occurred_at" not in scores_line.detail
+    assert time_line.detail != scores_line.detail
+    console = Console(record=True, width=80)
+    console.print(replay.rejects_table(summary))
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines()) and "…" not in text
+    rows = [line for line in text.splitlines() if "invalid_value" in line]
+    assert rows[0].split("│")[1].strip() == "2" and "occurred_at" in rows[0]
+    assert rows[1].split("│")[1].strip() == "4" and "occurred_at" not in rows[1]
+
+
+def test_the_listed_rejects_stop_at_twenty_and_say_how_many_more(tmp_path: Path) -> None:
+    summary = scan(jsonl(tmp_path, *(["{"] * 25)), "jsonl", LIMITS, MAX_BYTES)
+    assert [r.line for r in summary.rejects] == list(range(1, 21))
+    console = Console(record=True, width=80)
+    console.print(replay.rejects_table(summary))
+    text = console.export_text()
+    assert "Rejected records (the first 20)" in text and "and 5 more" in text
+    assert replay.rejects_table(ReplaySummary()) is None
