@@ -86,6 +86,7 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (aiokafka_driver.ConsumerThread, "seek", ("self", "partition", "offset")),
     (aiokafka_driver.Consumer, "_thread", None),
     (aiokafka_driver.Consumer, "seek_to_committed", ("self",)),
+    (aiokafka_driver.Consumer, "seek_wait", ("self", "partitions")),
     (aiokafka_driver.Consumer, "seek", ("self", "partition", "offset")),
     (aiokafka_driver.Consumer, "assignment", ("self",)),
     (aiokafka_driver.Consumer, "highwater", ("self", "tp")),
@@ -493,6 +494,18 @@ class BatchConsumer(aiokafka_driver.Consumer):
 
         async with self._seeking(partition):
             await thread.call_thread(seek_there)
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        """Faust's recovery seeks changelog partitions here (not through `_seek`): counted
+        like every other seek, so a fetch that overlapped it is read again."""
+        counts = self.__dict__.setdefault("_seek_counts", {})
+        for tp in partitions:
+            counts[tp] = counts.get(tp, 0) + 1
+        try:
+            await super().seek_wait(partitions)
+        finally:
+            for tp in partitions:
+                counts[tp] = counts.get(tp, 0) + 1
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         async with self._seeking():
