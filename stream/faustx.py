@@ -86,7 +86,6 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (aiokafka_driver.ConsumerThread, "seek", ("self", "partition", "offset")),
     (aiokafka_driver.Consumer, "_thread", None),
     (aiokafka_driver.Consumer, "seek_to_committed", ("self",)),
-    (aiokafka_driver.Consumer, "seek_wait", ("self", "partitions")),
     (aiokafka_driver.Consumer, "seek", ("self", "partition", "offset")),
     (aiokafka_driver.Consumer, "assignment", ("self",)),
     (aiokafka_driver.Consumer, "highwater", ("self", "tp")),
@@ -430,20 +429,13 @@ class BatchConsumer(aiokafka_driver.Consumer):
             return records, active
         batch_topics = router.topics if router is not None else set()
         moved_all = all_before % 2 == 1 or all_before != self._seeks_of_all
-        stale = set()
+        stale = set()  # batch partitions only: the router reads them again from its offsets
         for tp in records:
-            count = before.get(tp, 0)
-            if (
-                count % 2 == 1
-                or count != counts.get(tp, 0)
-                or (moved_all and tp.topic in batch_topics)
-            ):
-                stale.add(tp)
-        for tp in stale:
             if tp.topic not in batch_topics:
-                # Faust's recovery would take these for the latest offsets read and skip the
-                # records from its seek on as already seen: the seek reads them again.
-                records.pop(tp, None)  # type: ignore[attr-defined]
+                continue
+            count = before.get(tp, 0)
+            if moved_all or count % 2 == 1 or count != counts.get(tp, 0):
+                stale.add(tp)
         if router is not None:
             await router.take(self, records, stale=stale)
         return records, active
@@ -494,18 +486,6 @@ class BatchConsumer(aiokafka_driver.Consumer):
 
         async with self._seeking(partition):
             await thread.call_thread(seek_there)
-
-    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
-        """Faust's recovery seeks changelog partitions here (not through `_seek`): counted
-        like every other seek, so a fetch that overlapped it is read again."""
-        counts = self.__dict__.setdefault("_seek_counts", {})
-        for tp in partitions:
-            counts[tp] = counts.get(tp, 0) + 1
-        try:
-            await super().seek_wait(partitions)
-        finally:
-            for tp in partitions:
-                counts[tp] = counts.get(tp, 0) + 1
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         async with self._seeking():
