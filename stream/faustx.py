@@ -58,6 +58,7 @@ from faust.sensors.monitor import Monitor
 from faust.stores import memory as memory_store
 from faust.stores import rocksdb as rocksdb_store
 from faust.tables.base import Collection
+from faust.tables.recovery import Recovery
 from faust.transport import drivers
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -81,6 +82,9 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (FaustConsumer, "_acked", None),
     (FaustConsumer, "wait_empty", ("self",)),
     (FaustConsumer, "flow_active", None),
+    (FaustConsumer, "resume_flow", ("self",)),
+    (Recovery, "standby_tps", None),
+    (Recovery, "standby_offsets", None),
     (FaustConsumer, "_seek", ("self", "partition", "offset")),
     (aiokafka_driver.ConsumerThread, "call_thread", ("self", "fun")),
     (aiokafka_driver.ConsumerThread, "seek", ("self", "partition", "offset")),
@@ -512,6 +516,35 @@ class BatchConsumer(aiokafka_driver.Consumer):
         if changelogs and last_records is not None:
             ends.update(await last_records(changelogs))
         return ends
+
+    def resume_flow(self) -> None:
+        """Faust resumes its flow right after `app.flow_control.resume()`, which clears every
+        flow-controlled queue, Faust's changelog queue included: standby records fetched but
+        not yet read from it are dropped, while the consumer's position is past them, and the
+        standby then applied later records and reported itself caught up over the hole (a
+        standby store lacked 808 committed id states after a freeze, docs/reliability.md).
+        Each standby partition is sought back to the record after the last one recovery read;
+        records it reads twice are skipped by recovery's own seen-offset check."""
+        super().resume_flow()
+        recovery = getattr(getattr(self.app, "tables", None), "recovery", None)
+        if recovery is None:
+            return
+        assigned = self.assignment()
+        again = {
+            tp: int(offset) + 1
+            for tp in list(recovery.standby_tps)
+            if tp in assigned and (offset := recovery.standby_offsets.get(tp)) is not None
+        }
+        if again:
+            pending: set[asyncio.Future[None]] = self.__dict__.setdefault("_reseeks", set())
+            task = asyncio.ensure_future(self._seek_all(again))
+            pending.add(task)  # a reference until it is done
+            task.add_done_callback(pending.discard)
+
+    async def _seek_all(self, offsets: Mapping[TP, int]) -> None:
+        for tp, offset in offsets.items():
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile
+                await self._seek(tp, offset)
 
     async def wait_empty(self) -> None:
         router = self.router
