@@ -17,7 +17,8 @@ import pytest
 
 from stream.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.kafka
+# The run itself may take up to its subprocess timeout (600 s, the first one building the peers).
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(660)]
 EVENTS = 3000
 
 
