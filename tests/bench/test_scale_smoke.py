@@ -12,7 +12,8 @@ import pytest
 
 from stream.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.kafka
+# Up to its subprocess's own timeout (400 s).
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(460)]
 
 
 def test_scale_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> None:

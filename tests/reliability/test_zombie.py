@@ -106,15 +106,6 @@ async def counted_after(
         await asyncio.sleep(1.0)
 
 
-# Known to fail about one run in two (December 2026): with the zombie fenced (its writes no
-# longer count), what is left is a worker whose standby store for a partition lacks committed
-# id states that the other worker wrote while it was frozen, although Faust's recovery reports
-# the partition caught up; when it becomes the partition's owner, re-delivered messages count
-# again (about one take's answers doubled). docs/reliability.md, "Known problem".
-@pytest.mark.xfail(
-    reason="a standby store can miss committed id states after a freeze (docs/reliability.md)",
-    strict=False,
-)
 @pytest.mark.parametrize("run", range(RUNS))
 async def test_frozen_worker_wakes_as_zombie(
     kafka_bootstrap: str, topic_prefix: str, make_worker: Callable[..., Worker], run: int
