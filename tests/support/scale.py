@@ -184,6 +184,8 @@ async def wait_drained(
             committed = {tp: meta.offset for tp, meta in offsets.items()}
             ends = await consumer.end_offsets(tps)
             behind = {tp: end - max(committed.get(tp, 0), 0) for tp, end in ends.items()}
+            if any(n > 0 for n in behind.values()):
+                behind = await past_markers(bootstrap, committed, ends, behind)
             if not any(n > 0 for n in behind.values()):
                 return
             if time.monotonic() > deadline:
@@ -193,6 +195,27 @@ async def wait_drained(
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def past_markers(
+    bootstrap: str,
+    committed: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+    behind: dict[TopicPartition, int],
+) -> dict[TopicPartition, int]:
+    """`behind` with the partitions whose committed offset reaches their last record put at 0:
+    a transaction's commit marker (or aborted records) may follow the last record."""
+    from faust.types import TP
+
+    from stream.pipeline.transactions import last_record_ends
+
+    late = {TP(tp.topic, tp.partition): ends[tp] for tp, n in behind.items() if n > 0}
+    last = await last_record_ends(KafkaSettings(bootstrap_servers=bootstrap), late)
+    out = dict(behind)
+    for tp, end in last.items():
+        part = TopicPartition(tp.topic, tp.partition)
+        out[part] = max(0, end - max(committed.get(part, 0), 0))
+    return out
 
 
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
