@@ -264,6 +264,7 @@ async def changelog_stores(bootstrap: str, topic: str, table: str) -> list[Store
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1048576,
+        isolation_level="read_committed",  # the tables' changelogs are written in transactions
     )  # fmt: skip
     await consumer.start()
     try:
@@ -279,7 +280,8 @@ async def changelog_stores(bootstrap: str, topic: str, table: str) -> list[Store
                 for record in records:
                     if record.offset < ends[tp]:
                         latest[tp.partition][record.key] = record.value
-                if records and records[-1].offset + 1 >= ends[tp]:
+            for tp in list(pending):  # past the end, commit markers included
+                if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
     finally:
         await consumer.stop()
