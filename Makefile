@@ -12,7 +12,7 @@ run: setup
 	$(VENV_PY) -m stream demo
 
 test: setup lint
-	$(VENV_PY) -m pytest -q -p no:cacheprovider
+	$(VENV_PY) -m pytest -q -p no:cacheprovider --durations=25
 
 lint:
 	.venv/bin/ruff check stream tests scripts bench monitoring

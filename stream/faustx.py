@@ -22,6 +22,8 @@ Faust's aiokafka consumer:
   * `_seek`: every seek runs in the consumer's own thread (`ConsumerThread.call_thread`);
   * `_new_consumer_thread`: the thread builds aiokafka's consumer with the app's fetch
     options (`LingeringConsumerThread`; Faust passes neither, so fetch_min_bytes stays 1).
+It adds `request_rejoin` (aiokafka's coordinator, in the consumer's thread): a worker whose
+transactional producer died asks the group for a new generation (pipeline/transactions.py).
 Tables: `CodecTable` reads and writes a table's per-partition store directly, in batches.
 Ctrl-C: `hush_sigint` replaces mode's SIGINT handler (which prints `-INT-`) on a worker.
 `check()` verifies the Faust version and every attribute used here, with its signature; the
@@ -53,6 +55,7 @@ from typing import Any, TypeVar
 
 import faust
 import mode
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import IllegalStateError
 from faust.sensors.monitor import Monitor
 from faust.stores import memory as memory_store
@@ -97,6 +100,8 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (aiokafka_driver.Consumer, "highwaters", ("self",)),
     (FaustConsumer, "on_partitions_assigned", ("self", "assigned", "generation_id")),
     (aiokafka_driver.AIOKafkaConsumerThread, "_create_worker_consumer", ("self", "transport")),
+    (aiokafka_driver.AIOKafkaConsumerThread, "_ensure_consumer", ("self",)),
+    (GroupCoordinator, "request_rejoin", ("self",)),
     (aiokafka_driver.Transport, "Consumer", None),
     (rocksdb_store.Store, "_db_for_partition", ("self", "partition")),
     (rocksdb_store.Store, "set_persisted_offset", ("self", "tp", "offset")),
@@ -323,15 +328,22 @@ class BatchRouter:
             if self.app.consumer_generation_id == generation:
                 for tp, batch in merged.items():
                     self.done[tp] = batch.end
+        except Exception:
+            # A failed take is read again now: later records may never come to show the hole.
+            await self._seek_back({tp: self.position(tp) for tp in merged}, "failed")
+            raise
         finally:
             self.busy -= 1
             if not self.busy:
                 self.idle.set()
+        await self._seek_back(behind, "a batch was lost before this one")
+
+    async def _seek_back(self, offsets: Mapping[TP, int], why: str) -> None:
         consumer = started_consumer(self.app)
-        for tp, offset in behind.items():
+        for tp, offset in offsets.items():
             if consumer is not None and tp in consumer.assignment():
                 self.next[tp] = offset
-                log.info("%s: a batch was lost before this one: reading again from %d", tp, offset)
+                log.info("%s: %s: reading again from %d", tp, why, offset)
                 with contextlib.suppress(IllegalStateError):
                     await consumer.seek(tp, offset)
 
@@ -505,6 +517,17 @@ class BatchConsumer(aiokafka_driver.Consumer):
             await hook(set(assigned), generation_id)
         await super().on_partitions_assigned(assigned, generation_id)
 
+    async def request_rejoin(self) -> None:
+        """Ask the group coordinator for a new generation (a rebalance), as aiokafka does
+        itself when its member id is unknown. In the consumer's thread, whose loop owns the
+        coordinator's futures."""
+        thread = self._thread
+
+        async def rejoin_there() -> None:
+            thread._ensure_consumer()._coordinator.request_rejoin()
+
+        await thread.call_thread(rejoin_there)
+
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         """End offsets as Faust's recovery needs them: for changelogs, one past the last
         record a read_committed consumer gets. Recovery waits until it has read the record at
@@ -552,6 +575,14 @@ class BatchConsumer(aiokafka_driver.Consumer):
             # A revocation commits what is finished: let the batch in progress finish.
             await router.wait_idle(self.app.conf.broker_session_timeout * 0.5)
         await super().wait_empty()
+
+
+async def request_rejoin(app: faust.App) -> None:
+    """Ask the group for a new generation on behalf of `app`'s worker."""
+    consumer = app.consumer
+    if not isinstance(consumer, BatchConsumer):
+        raise TypeError(f"{type(consumer).__name__} is not faustx's consumer")
+    await consumer.request_rejoin()
 
 
 class BatchTransport(aiokafka_driver.Transport):

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import faust
+from aiokafka.errors import KafkaError
 
 from stream.faustx import BatchRouter, RecordBatch
 from stream.pipeline.app import CxApp
@@ -101,5 +102,9 @@ def batch_agent(
                 # Another worker owns the partition now: nothing of this take counts, and its
                 # offsets are not committed here. The group's next assignment says what to do.
                 log.warning("%s: take dropped: %s", name, exc)
+            except KafkaError as exc:
+                # Aborted (a broker restart, a timeout): its partitions are read again from
+                # the last finished offset, and replays are no-ops.
+                log.warning("%s: take failed (%s); read again", name, type(exc).__name__)
 
     app.agent(channel, name=name)(agent)

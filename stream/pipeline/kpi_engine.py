@@ -44,6 +44,7 @@ from stream.faustx import (
     RecordBatch,
     assigned,
     declare_table,
+    request_rejoin,
     send_batched,
 )
 from stream.kpi import response as response_kpi
@@ -115,6 +116,7 @@ class KpiEngine:
         inputs = [self.names.responses, self.names.dispatches, self.names.lifecycle]
         self.transactions = PartitionTransactions(app, app.kafka, [*inputs, self.names.partials])
         app.on_assigned_hook = self.transactions.on_assigned  # type: ignore[attr-defined]
+        self.transactions.rejoin = functools.partial(request_rejoin, app)
         app.transactions = self.transactions  # type: ignore[attr-defined]
         self._last_expiry: dict[int, float] = {}
         self._last_sweep: dict[tuple[str, int], float] = {}

@@ -21,6 +21,14 @@ transactional producer per input partition (`transactional.id` = app, topic, par
 A producer is created only on an assignment, for that generation: a fenced producer stays
 dead, so a zombie can never fence the new owner back. Its takes fail with `Fenced` until the
 group gives it partitions again.
+
+A producer can also die while its worker still owns the partition: a broker restart can kill
+aiokafka's sender so that even the abort fails, and the coordinator aborts (and fences) a
+transaction left open past TRANSACTION_TIMEOUT_MS. Replacing it on the spot is not safe (a
+worker cannot tell, between a check and the new producer's `init_transactions`, that it has
+not become a zombie meanwhile), so the worker asks the group for a new generation
+(`rejoin`): the coordinator, not the worker, decides who owns the partition next, and the
+next assignment starts fresh producers. A zombie would rejoin anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +52,9 @@ log = logging.getLogger(__name__)
 # second; a worker paused for longer than this loses its open transaction (and, past the
 # session timeout, its partitions).
 TRANSACTION_TIMEOUT_MS = 60_000
+# An abort takes milliseconds, or waits for a broker that is coming back; a producer whose
+# sender died (a broker restart can do that) never answers it.
+ABORT_TIMEOUT_S = 15.0
 
 
 class Fenced(RuntimeError):
@@ -88,6 +99,12 @@ class PartitionTransactions:
         app.batch_router.transactional |= self.topics  # their offsets commit here, not in Faust
         self.owned: dict[TP, _Owned] = {}
         self.fenced_takes = 0
+        # Asks the group for a new generation (faustx.BatchConsumer.request_rejoin).
+        self.rejoin: Callable[[], Awaitable[None]] | None = None
+        self._rejoin_asked: int | None = None  # the generation a rejoin was asked in
+        self.rejoins_asked = 0
+        self._pending: set[asyncio.Future[None]] = set()
+        self.abort_timeout = ABORT_TIMEOUT_S
 
     def transactional_id(self, tp: TP) -> str:
         return f"{self.app.conf.id}.{tp.topic}.{tp.partition}"
@@ -116,10 +133,14 @@ class PartitionTransactions:
         await asyncio.gather(*(_stop(owned.producer) for owned in old.values()))
         mine = sorted(tp for tp in assigned if tp.topic in self.topics)
         producers = {tp: self._producer(tp) for tp in mine}
-        await asyncio.gather(*(p.start() for p in producers.values()))
+        started = await asyncio.gather(*(p.start() for p in producers.values()),
+                                       return_exceptions=True)  # fmt: skip
         self.owned = {tp: _Owned(p, generation) for tp, p in producers.items()}
+        failed = [tp for tp, result in zip(producers, started, strict=True) if result is not None]
+        for tp in failed:
+            self._broken(self.owned[tp], tp, "could not start its producer")
         log.info("transactional producers for %d input partitions (generation %d)",
-                 len(mine), generation)  # fmt: skip
+                 len(mine) - len(failed), generation)  # fmt: skip
 
     async def stop(self) -> None:
         old, self.owned = self.owned, {}
@@ -163,20 +184,36 @@ class PartitionTransactions:
 
     async def _abort(self, owned: _Owned, tp: TP, exc: BaseException) -> None:
         if isinstance(exc, Exception) and _is_fencing(exc):
-            owned.fenced = True
             # aiokafka also fails its transaction waiter, which nothing else awaits
             manager = getattr(owned.producer, "_txn_manager", None)
             with contextlib.suppress(Exception):
                 _collect([manager.wait_for_transaction_end()])  # type: ignore[union-attr]
-            log.warning("%s[%d]: fenced (another worker owns it now); the take is dropped",
-                        tp.topic, tp.partition)  # fmt: skip
+            self._broken(owned, tp, "fenced (another worker owns it now, or it timed out)")
             return
         try:
-            await owned.producer.abort_transaction()
+            await asyncio.wait_for(owned.producer.abort_transaction(), self.abort_timeout)
         except Exception as error:  # the producer is broken: later takes need a new one
-            owned.fenced = True
-            log.warning("%s[%d]: abort failed (%s); no more writes until the next assignment",
-                        tp.topic, tp.partition, type(error).__name__)  # fmt: skip
+            self._broken(owned, tp, f"abort failed ({type(error).__name__})")
+
+    def _broken(self, owned: _Owned, tp: TP, why: str) -> None:
+        """No more writes with this producer; unless this generation asked already, ask the
+        group for a new one, whose assignment starts fresh producers."""
+        owned.fenced = True
+        asking = self.rejoin is not None and self._rejoin_asked != owned.generation
+        log.warning("%s[%d]: %s; takes are dropped until the next assignment%s",
+                    tp.topic, tp.partition, why,
+                    " (asked the group for one)" if asking else "")  # fmt: skip
+        if asking and self.rejoin is not None:
+            self._rejoin_asked = owned.generation
+            self.rejoins_asked += 1
+            task = asyncio.ensure_future(self.rejoin())
+            self._pending.add(task)
+            task.add_done_callback(self._rejoined)
+
+    def _rejoined(self, task: asyncio.Future[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("could not ask the group for a new generation: %r", error)
 
 
 def _collect(futures: Iterable[Awaitable[Any]]) -> None:

@@ -4,12 +4,14 @@ see only what the new owner committed (stream/pipeline/transactions.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from types import SimpleNamespace
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
 from stream.faustx import RecordBatch
@@ -27,6 +29,35 @@ def fake_app(group: str) -> SimpleNamespace:
     )
 
 
+async def input_and_output(kafka: KafkaSettings, kind: str) -> tuple[str, str, str]:
+    """A unique name, and its input and output topics (one partition each)."""
+    name = f"{kind}{uuid.uuid4().hex[:8]}"
+    source, out = f"{name}.in", f"{name}.out"
+    admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, 1, 1) for t in (source, out)])
+    finally:
+        await admin.close()
+    return name, source, out
+
+
+async def settled_end(kafka: KafkaSettings, committed: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    """The partition's end once no transaction is open in it: a commit returns before the
+    coordinator has written its markers, and until then the last stable offset lags."""
+    anything = AIOKafkaConsumer(**kafka.aiokafka_kwargs())
+    await anything.start()
+    try:
+        for _ in range(100):
+            stable = (await committed.end_offsets([tp]))[tp]
+            if stable == (await anything.end_offsets([tp]))[tp]:
+                return stable
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{tp} keeps an open transaction")
+    finally:
+        await anything.stop()
+
+
 async def committed_values(kafka: KafkaSettings, topic: str) -> list[bytes]:
     consumer = AIOKafkaConsumer(
         **kafka.aiokafka_kwargs(), isolation_level="read_committed", auto_offset_reset="earliest"
@@ -35,7 +66,7 @@ async def committed_values(kafka: KafkaSettings, topic: str) -> list[bytes]:
     try:
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
+        end = await settled_end(kafka, consumer, tp)
         values: list[bytes] = []
         while await consumer.position(tp) < end:
             for records in (await consumer.getmany(timeout_ms=500)).values():
@@ -47,14 +78,7 @@ async def committed_values(kafka: KafkaSettings, topic: str) -> list[bytes]:
 
 async def test_a_new_owner_fences_the_old_one(kafka_bootstrap: str) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    name = f"fence{uuid.uuid4().hex[:8]}"
-    source, out = f"{name}.in", f"{name}.out"
-    admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs())
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, 1, 1) for t in (source, out)])
-    finally:
-        await admin.close()
+    name, source, out = await input_and_output(kafka, "fence")
     tp = TP(source, 0)
     batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
     zombie = PartitionTransactions(fake_app(name), kafka, [source])
@@ -80,3 +104,47 @@ async def test_a_new_owner_fences_the_old_one(kafka_bootstrap: str) -> None:
     # the aborted record and both markers hold no record for a read_committed reader
     ends = await last_record_ends(kafka, {TP(out, 0): 4})
     assert ends == {TP(out, 0): 3}
+
+
+async def never_answers() -> None:
+    await asyncio.Event().wait()
+
+
+async def test_a_dead_producer_asks_the_group_for_a_new_generation(kafka_bootstrap: str) -> None:
+    """A producer can die while its worker still owns the partition (a broker restart can kill
+    aiokafka's sender): its takes stop, the group is asked once for a new generation, and the
+    next assignment writes again."""
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    name, source, out = await input_and_output(kafka, "dead")
+    tp = TP(source, 0)
+    owner = PartitionTransactions(fake_app(name), kafka, [source])
+    owner.abort_timeout = 1.0
+    asked: list[int] = []
+
+    async def rejoin() -> None:
+        asked.append(len(asked))
+
+    owner.rejoin = rejoin
+    await owner.on_assigned({tp}, 1)
+    batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
+    try:
+        with pytest.raises(KafkaConnectionError):
+            async with owner.take(batch) as take:
+                await take.producer.send_and_wait(out, b"lost", partition=0)
+                # what a dead sender does: a send fails, and the abort never answers
+                take.producer.abort_transaction = never_answers
+                raise KafkaConnectionError("the broker went away")
+        for _ in range(2):
+            with pytest.raises(Fenced):
+                async with owner.take(batch):
+                    pass
+        await asyncio.sleep(0.1)  # the request runs as a task
+        assert asked == [0], "one request per generation"
+        await owner.on_assigned({tp}, 2)
+        newer = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=2)
+        async with owner.take(newer) as take:
+            await take.producer.send_and_wait(out, b"after", partition=0)
+    finally:
+        await owner.stop()
+    assert await committed_values(kafka, out) == [b"after"]
+    assert owner.rejoins_asked == 1
