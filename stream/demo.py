@@ -88,7 +88,7 @@ def check_port_free(port: int) -> None:
         # As the worker's web server does: a connection of a previous run in TIME_WAIT is fine.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("0.0.0.0", port))  # the worker listens on every interface
+            sock.bind((web_host(), port))  # where the worker will listen
         except OSError as exc:
             raise DemoError(f"port {port} cannot be used ({exc.strerror}): {advice}") from None
 
@@ -343,12 +343,18 @@ async def start_broker(partitions: int, started: Started) -> None:
         started.broker = broker
 
 
+def web_host() -> str:
+    """The demo's worker listens on 127.0.0.1 unless CX_WEB_HOST says otherwise."""
+    return os.environ.get("CX_WEB_HOST") or "127.0.0.1"
+
+
 def start_worker() -> subprocess.Popen[bytes]:
     LOG.parent.mkdir(parents=True, exist_ok=True)
     with LOG.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "stream", "worker", "-l", "info"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "CX_WEB_HOST": web_host()},
         )  # fmt: skip
 
 

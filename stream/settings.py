@@ -211,6 +211,9 @@ class Settings(BaseSettings):
 
     topic_prefix: str = "cx."
     web_port: int = 6066
+    # The interface the worker's web server listens on: every one by default (a container, a
+    # pod); `python -m stream demo` makes its worker listen on 127.0.0.1 only.
+    web_host: str = "0.0.0.0"
     # Every topic the project declares gets this many partitions; tables' changelogs must match.
     partitions: int = 4
     app_id: str = "cx-kpi"

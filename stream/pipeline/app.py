@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         "topic_allow_declare": True,
         "topic_disable_leader": True,
         "web_port": settings.web_port,
+        "web_bind": settings.web_host,
         "web_host": "0.0.0.0",
         "producer_acks": -1,
         # Agents send a batch's records as produce batches (stream.faustx.send_batched).
