@@ -238,3 +238,30 @@ def test_worker_healthcheck_asks_the_readiness_endpoint(config: dict[str, Any]) 
         f"the worker's healthcheck must ask http://127.0.0.1:{port}{READINESS_PATH} "
         f"(ready once its tables are recovered), not: {command!r}"
     )
+
+
+def test_the_demo_profile_feeds_the_worker_s_topics_once_it_is_ready(
+    config: dict[str, Any],
+) -> None:
+    simulator = service(config, "simulator")
+    assert simulator.get("profiles") == ["demo"], "traffic only when asked for (profile demo)"
+    command = " ".join(map(str, simulator.get("command") or []))
+    assert command.startswith("python -m stream simulate"), command
+    assert simulator.get("image") == worker_service(config).get("image"), "the worker's image"
+    depends_on = simulator.get("depends_on") or {}
+    assert (depends_on.get("worker") or {}).get("condition") == "service_healthy", (
+        "the worker creates the topics: the simulator starts once it is ready"
+    )
+    mine, workers = environment(simulator), environment(worker_service(config))
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "CX_TOPIC_PREFIX", "CX_PARTITIONS"):
+        assert mine.get(name) == workers.get(name), f"{name}: {mine.get(name)!r}"
+    assert not published_ports(simulator) and not FAUST_OWN_VARIABLES & mine.keys()
+
+
+def test_the_readmes_start_the_stack_with_the_demo_profile() -> None:
+    """One compose command everywhere, the one that brings traffic."""
+    for readme in (REPO / "README.md", REPO / "monitoring" / "README.md"):
+        commands = re.findall(r"docker[- ]compose [^`\n]*up[^`\n]*", readme.read_text())
+        assert commands, f"{readme.name}: no compose command"
+        for command in commands:
+            assert "--profile demo up -d --build" in command, f"{readme}: {command!r}"
