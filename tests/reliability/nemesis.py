@@ -18,6 +18,9 @@ Fault kinds, each holding its target for a seeded duration and undone in a `fina
 - broker: the broker stopped (data kept) and started again on the same ports
 - cut:    the worker's relay stops passing bytes both ways, connections kept open; then heals
 
+A kill or a stop strikes while its target works: after a chunk of the feed is acknowledged, at
+the first moment the worker's process is seen using the CPU (`Fault.at_work`).
+
 Faults of different targets overlap freely (a SIGSTOP during a broker restart, a cut during a
 kill of another worker); two faults never hold the same worker (or the broker) at once: a
 fault whose target is busy takes another free worker, or waits; a worker is left alone `REST`
