@@ -8,7 +8,7 @@ offsets of those topics may be committed. Faust keeps everything else: the App, 
 group and assignor, the commit loop, tables with changelogs, recovery, standbys, web views.
 
 How: `install(app)` registers `BatchTransport` under the broker URL scheme `cxkafka://`
-(Faust picks a transport by scheme). Its consumer, `BatchConsumer`, overrides seven methods of
+(Faust picks a transport by scheme). Its consumer, `BatchConsumer`, overrides these methods of
 Faust's aiokafka consumer:
   * `_wait_next_records`: the records of a fetch that belong to batch topics are taken out
     and handed to `BatchRouter`, one list per partition; Faust sees only the other topics
@@ -21,7 +21,13 @@ Faust's aiokafka consumer:
   * `wait_empty`: a revocation also waits for the batch an agent is working on;
   * `_seek`: every seek runs in the consumer's own thread (`ConsumerThread.call_thread`);
   * `_new_consumer_thread`: the thread builds aiokafka's consumer with the app's fetch
-    options (`LingeringConsumerThread`; Faust passes neither, so fetch_min_bytes stays 1).
+    options (`LingeringConsumerThread`; Faust passes neither, so fetch_min_bytes stays 1);
+  * `on_partitions_assigned`: the app's hook runs first (transactional producers, which
+    fence the previous owner before recovery reads anything);
+  * `highwaters`: a changelog ends at its last record, not at a trailing commit marker;
+  * `resume_flow`: standbys are sought back to what recovery read (Faust drops fetched ones);
+  * `seek_wait`: a changelog partition whose recovery start is unknown (None, after a
+    rebalance during recovery) is read from its beginning instead of crashing the worker.
 It adds `request_rejoin` (aiokafka's coordinator, in the consumer's thread): a worker whose
 transactional producer died asks the group for a new generation (pipeline/transactions.py).
 Tables: `CodecTable` reads and writes a table's per-partition store directly, in batches.
@@ -93,6 +99,7 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (aiokafka_driver.ConsumerThread, "seek", ("self", "partition", "offset")),
     (aiokafka_driver.Consumer, "_thread", None),
     (aiokafka_driver.Consumer, "seek_to_committed", ("self",)),
+    (aiokafka_driver.Consumer, "seek_wait", ("self", "partitions")),
     (aiokafka_driver.Consumer, "seek", ("self", "partition", "offset")),
     (aiokafka_driver.Consumer, "assignment", ("self",)),
     (aiokafka_driver.Consumer, "highwater", ("self", "tp")),
@@ -503,6 +510,14 @@ class BatchConsumer(aiokafka_driver.Consumer):
         async with self._seeking(partition):
             await thread.call_thread(seek_there)
 
+    async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
+        """Faust's recovery seeks its changelog partitions here. A rebalance during recovery
+        can add a partition after recovery built its start offsets, leaving it at None, and
+        aiokafka refuses that ("Offset must be a positive integer": the worker crashed, in
+        nemesis runs). Such a partition is read from its beginning, as Faust does for -1;
+        the recovery that the rebalance restarts seeks it again."""
+        await super().seek_wait(recovery_seeks(partitions))
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         async with self._seeking():
             committed = await super().seek_to_committed()
@@ -575,6 +590,11 @@ class BatchConsumer(aiokafka_driver.Consumer):
             # A revocation commits what is finished: let the batch in progress finish.
             await router.wait_idle(self.app.conf.broker_session_timeout * 0.5)
         await super().wait_empty()
+
+
+def recovery_seeks(partitions: Mapping[TP, int | None]) -> dict[TP, int]:
+    """Recovery's seeks with an unknown start (None) made a read from the beginning."""
+    return {tp: 0 if offset is None else offset for tp, offset in partitions.items()}
 
 
 async def request_rejoin(app: faust.App) -> None:

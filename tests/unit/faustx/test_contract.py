@@ -9,6 +9,7 @@ import inspect
 import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
 
 from stream import faustx
 from stream.pipeline.app import create_app
@@ -29,6 +30,10 @@ def test_the_installed_faust_passes_the_start_up_check() -> None:
         "wait_empty",
         "_seek",
         "_new_consumer_thread",
+        "on_partitions_assigned",
+        "highwaters",
+        "resume_flow",
+        "seek_wait",
     ],
 )
 def test_each_override_matches_fausts_signature(name: str) -> None:
@@ -134,3 +139,25 @@ def test_aiokafka_hands_the_fetch_options_to_its_fetcher() -> None:
 def test_an_aiokafka_consumer_without_the_fetch_options_is_refused() -> None:
     with pytest.raises(faustx.IncompatibleFaust, match="_fetch_min_bytes"):
         faustx.apply_fetch_options(object(), faustx.FetchOptions(1, 100))
+
+
+def test_a_recovery_seek_without_a_start_reads_from_the_beginning() -> None:
+    a, b, c = TP("t-changelog", 0), TP("t-changelog", 1), TP("t-changelog", 2)
+    assert faustx.recovery_seeks({a: None, b: 0, c: 17}) == {a: 0, b: 0, c: 17}
+
+
+async def test_recovery_seeks_reach_aiokafka_as_offsets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through the real consumer class down to its thread's seek_wait."""
+    app = create_app(Settings(data_dir=tmp_path), KafkaSettings())
+    consumer = app.consumer
+    assert isinstance(consumer, faustx.BatchConsumer)
+    seen: list[dict[TP, int]] = []
+
+    class Thread:
+        async def seek_wait(self, partitions: dict[TP, int]) -> None:
+            seen.append(dict(partitions))
+
+    consumer._thread = Thread()  # type: ignore[assignment]
+    tp = TP("t-changelog", 3)
+    await consumer.seek_wait({tp: None})
+    assert seen == [{tp: 0}]
