@@ -38,15 +38,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 from faust.types import TP
 
 from stream.faustx import CodecTable, RecordBatch, Sent, confirmed
 from stream.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long a transaction may stay open before the broker aborts it. Takes last well under a
 # second; a worker paused for longer than this loses its open transaction (and, past the
@@ -55,6 +57,11 @@ TRANSACTION_TIMEOUT_MS = 60_000
 # An abort takes milliseconds, or waits for a broker that is coming back; a producer whose
 # sender died (a broker restart can do that) never answers it.
 ABORT_TIMEOUT_S = 15.0
+# The longest a step of a take's commit (begin, changelogs, offsets, commit, confirmations)
+# may wait for the broker. aiokafka retries a transaction's requests without end and never
+# fails a waiter whose sender died: past this, the take fails and the producer is treated as
+# broken (its abort decides), instead of the partition stalling in silence.
+STEP_TIMEOUT_S = 60.0
 
 
 class Fenced(RuntimeError):
@@ -105,6 +112,7 @@ class PartitionTransactions:
         self.rejoins_asked = 0
         self._pending: set[asyncio.Future[None]] = set()
         self.abort_timeout = ABORT_TIMEOUT_S
+        self.step_timeout = STEP_TIMEOUT_S
 
     def transactional_id(self, tp: TP) -> str:
         return f"{self.app.conf.id}.{tp.topic}.{tp.partition}"
@@ -161,14 +169,21 @@ class PartitionTransactions:
         async with owned.lock:
             producer = owned.producer
             take = Take(producer, partition, tables)
+            step = self._step
+            watchdog = asyncio.get_running_loop().call_later(
+                self.step_timeout, log.warning, "%s[%d]: a take has been open for %g s",
+                batch.tp.topic, batch.tp.partition, self.step_timeout,
+            )  # fmt: skip
             try:
-                await producer.begin_transaction()
+                await step("begin", producer.begin_transaction())
                 yield take
-                await take.send_changelogs()
+                await step("changelogs", take.send_changelogs())
                 offsets = {TopicPartition(batch.tp.topic, batch.tp.partition): batch.end}
-                await producer.send_offsets_to_transaction(offsets, self.app.conf.id)
-                await producer.commit_transaction()
-                written = await confirmed(take.sent)
+                await step(
+                    "offsets", producer.send_offsets_to_transaction(offsets, self.app.conf.id)
+                )
+                await step("commit", producer.commit_transaction())
+                written = await step("confirmations", confirmed(take.sent))
             except BaseException as exc:
                 for table in tables:
                     table.discard_staged(partition)
@@ -178,9 +193,17 @@ class PartitionTransactions:
                     self.fenced_takes += 1
                     raise Fenced(f"{batch.tp.topic}[{batch.tp.partition}]: fenced") from exc
                 raise
+            finally:
+                watchdog.cancel()
         for table in tables:
             mine = {tp: o for tp, o in written.items() if _changelog_of(table, tp)}
             table.apply_staged(mine, partition)
+
+    async def _step(self, name: str, step: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(step, self.step_timeout)
+        except TimeoutError:
+            raise KafkaTimeoutError(f"{name}: no answer in {self.step_timeout:g} s") from None
 
     async def _abort(self, owned: _Owned, tp: TP, exc: BaseException) -> None:
         if isinstance(exc, Exception) and _is_fencing(exc):

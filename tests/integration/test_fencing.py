@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faust.types import TP
 
 from stream.faustx import RecordBatch
@@ -110,15 +110,18 @@ async def never_answers() -> None:
     await asyncio.Event().wait()
 
 
-async def test_a_dead_producer_asks_the_group_for_a_new_generation(kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("dies_in", ["body", "commit"])
+async def test_a_dead_producer_asks_the_group_for_a_new_generation(
+    kafka_bootstrap: str, dies_in: str
+) -> None:
     """A producer can die while its worker still owns the partition (a broker restart can kill
-    aiokafka's sender): its takes stop, the group is asked once for a new generation, and the
-    next assignment writes again."""
+    aiokafka's sender): a send fails, or the commit never answers; its takes stop, the group is
+    asked once for a new generation, and the next assignment writes again."""
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     name, source, out = await input_and_output(kafka, "dead")
     tp = TP(source, 0)
     owner = PartitionTransactions(fake_app(name), kafka, [source])
-    owner.abort_timeout = 1.0
+    owner.abort_timeout = owner.step_timeout = 1.0
     asked: list[int] = []
 
     async def rejoin() -> None:
@@ -128,12 +131,14 @@ async def test_a_dead_producer_asks_the_group_for_a_new_generation(kafka_bootstr
     await owner.on_assigned({tp}, 1)
     batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
     try:
-        with pytest.raises(KafkaConnectionError):
+        with pytest.raises(KafkaConnectionError if dies_in == "body" else KafkaTimeoutError):
             async with owner.take(batch) as take:
                 await take.producer.send_and_wait(out, b"lost", partition=0)
-                # what a dead sender does: a send fails, and the abort never answers
+                # what a dead sender does: the abort (and the commit) never answer
                 take.producer.abort_transaction = never_answers
-                raise KafkaConnectionError("the broker went away")
+                if dies_in == "body":
+                    raise KafkaConnectionError("the broker went away")
+                take.producer.commit_transaction = never_answers
         for _ in range(2):
             with pytest.raises(Fenced):
                 async with owner.take(batch):
