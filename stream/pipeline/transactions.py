@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -94,6 +95,8 @@ class _Owned:
     generation: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     fenced: bool = False
+    # Set when a new assignment replaces this producer: a take still waiting on it gives up.
+    retired: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class PartitionTransactions:
@@ -138,7 +141,7 @@ class PartitionTransactions:
         partition. Starting it fences every earlier producer of the same id (another
         worker's, or this worker's own from an older generation)."""
         old, self.owned = self.owned, {}
-        await asyncio.gather(*(_stop(owned.producer) for owned in old.values()))
+        await _retire(old.values())
         mine = sorted(tp for tp in assigned if tp.topic in self.topics)
         producers = {tp: self._producer(tp) for tp in mine}
         started = await asyncio.gather(*(p.start() for p in producers.values()),
@@ -152,7 +155,7 @@ class PartitionTransactions:
 
     async def stop(self) -> None:
         old, self.owned = self.owned, {}
-        await asyncio.gather(*(_stop(owned.producer) for owned in old.values()))
+        await _retire(old.values())
 
     @contextlib.asynccontextmanager
     async def take(self, batch: RecordBatch, *tables: CodecTable) -> AsyncIterator[Take]:
@@ -169,7 +172,7 @@ class PartitionTransactions:
         async with owned.lock:
             producer = owned.producer
             take = Take(producer, partition, tables)
-            step = self._step
+            step = functools.partial(self._step, owned)
             watchdog = asyncio.get_running_loop().call_later(
                 self.step_timeout, log.warning, "%s[%d]: a take has been open for %g s",
                 batch.tp.topic, batch.tp.partition, self.step_timeout,
@@ -199,13 +202,28 @@ class PartitionTransactions:
             mine = {tp: o for tp, o in written.items() if _changelog_of(table, tp)}
             table.apply_staged(mine, partition)
 
-    async def _step(self, name: str, step: Awaitable[T]) -> T:
+    async def _step(self, owned: _Owned, name: str, step: Awaitable[T]) -> T:
+        """`step`'s result; Fenced once a new assignment retired `owned`, KafkaTimeoutError
+        after `step_timeout` (aiokafka's waits on a dead sender never end)."""
+        waiting = asyncio.ensure_future(step)
+        retired = asyncio.ensure_future(owned.retired.wait())
         try:
-            return await asyncio.wait_for(step, self.step_timeout)
-        except TimeoutError:
-            raise KafkaTimeoutError(f"{name}: no answer in {self.step_timeout:g} s") from None
+            await asyncio.wait(
+                {waiting, retired}, timeout=self.step_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            retired.cancel()
+        if waiting.done():
+            return waiting.result()
+        waiting.cancel()  # only this wait: aiokafka shields its own
+        _collect([waiting])
+        if owned.retired.is_set():
+            raise Fenced(f"{name}: assigned again meanwhile")
+        raise KafkaTimeoutError(f"{name}: no answer in {self.step_timeout:g} s")
 
     async def _abort(self, owned: _Owned, tp: TP, exc: BaseException) -> None:
+        if owned.retired.is_set():
+            return  # stopped: the broker aborts what it left open when its successor starts
         if isinstance(exc, Exception) and _is_fencing(exc):
             # aiokafka also fails its transaction waiter, which nothing else awaits
             manager = getattr(owned.producer, "_txn_manager", None)
@@ -267,6 +285,13 @@ async def each(jobs: Iterable[Awaitable[None]]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+async def _retire(owned: Iterable[_Owned]) -> None:
+    retiring = list(owned)
+    for one in retiring:
+        one.retired.set()
+    await asyncio.gather(*(_stop(one.producer) for one in retiring))
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:

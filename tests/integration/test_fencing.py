@@ -153,3 +153,35 @@ async def test_a_dead_producer_asks_the_group_for_a_new_generation(
         await owner.stop()
     assert await committed_values(kafka, out) == [b"after"]
     assert owner.rejoins_asked == 1
+
+
+async def test_a_take_waiting_on_a_retired_producer_gives_up(kafka_bootstrap: str) -> None:
+    """A new assignment retires the producers: a take stuck on the old one (a commit that never
+    answers) fails at once as Fenced, without waiting for its step timeout."""
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    name, source, out = await input_and_output(kafka, "retired")
+    tp = TP(source, 0)
+    owner = PartitionTransactions(fake_app(name), kafka, [source])
+    owner.step_timeout = 300.0
+    await owner.on_assigned({tp}, 1)
+    batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
+
+    async def stuck_take() -> None:
+        async with owner.take(batch) as take:
+            await take.producer.send_and_wait(out, b"old", partition=0)
+            take.producer.commit_transaction = never_answers
+
+    try:
+        taking = asyncio.create_task(stuck_take())
+        await asyncio.sleep(1.0)
+        assert not taking.done()
+        await owner.on_assigned({tp}, 2)
+        with pytest.raises(Fenced, match="assigned again"):
+            await asyncio.wait_for(taking, 10.0)
+        newer = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=2)
+        async with owner.take(newer) as take:
+            await take.producer.send_and_wait(out, b"new", partition=0)
+    finally:
+        await owner.stop()
+    assert await committed_values(kafka, out) == [b"new"]
+    assert owner.rejoins_asked == 0
