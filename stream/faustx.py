@@ -337,7 +337,8 @@ class BatchRouter:
                     self.done[tp] = batch.end
         except Exception:
             # A failed take is read again now: later records may never come to show the hole.
-            await self._seek_back({tp: self.position(tp) for tp in merged}, "failed")
+            if self.app.consumer_generation_id == generation == self.generation:
+                await self._seek_back({tp: self.position(tp) for tp in merged}, "failed")
             raise
         finally:
             self.busy -= 1

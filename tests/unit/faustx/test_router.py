@@ -137,10 +137,12 @@ async def test_only_finished_batches_commit_and_a_new_generation_starts_over() -
         assert todo == [first]
         assert router.committable(A) is None  # in progress: nothing to commit yet
     assert router.committable(A) == 5
+    consumer.seeks.clear()
     with pytest.raises(RuntimeError):
         async with router.working([second]):
             raise RuntimeError("the agent failed")
-    assert router.committable(A) == 5  # a failed batch is never committed
+    assert router.committable(A) == 5  # a failed batch is never committed ...
+    assert consumer.seeks == [(A, 5)] and router.next[A] == 5  # ... and is read again at once
     router.app.consumer_generation_id = 2
     assert router.committable(A) is None
 
@@ -185,6 +187,17 @@ async def test_consecutive_batches_of_a_partition_are_merged_and_done_together()
     async with router.working(got) as todo:
         assert offsets(todo) == [(0, [3, 4, 5]), (1, [0])]
     assert (router.committable(A), router.committable(B)) == (6, 1)
+
+
+async def test_a_take_that_fails_after_a_new_generation_seeks_nothing() -> None:
+    router, consumer, got = await make({A}, {A: 3})
+    await take(router, consumer, records(A, 3, 4))
+    consumer.seeks.clear()
+    with pytest.raises(RuntimeError):
+        async with router.working(got):
+            router.app.consumer_generation_id = 2  # a rebalance while the agent worked
+            raise RuntimeError("fenced")
+    assert consumer.seeks == []  # the new generation's seek decides
 
 
 async def test_batches_of_an_older_generation_are_left_out() -> None:
