@@ -62,6 +62,7 @@ from typing import Any, TypeVar
 import faust
 import mode
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.consumer.subscription_state import Assignment, TopicPartitionState
 from aiokafka.errors import IllegalStateError
 from faust.sensors.monitor import Monitor
 from faust.stores import memory as memory_store
@@ -109,6 +110,9 @@ _RELIED_ON: list[tuple[type, str, tuple[str, ...] | None]] = [
     (aiokafka_driver.AIOKafkaConsumerThread, "_create_worker_consumer", ("self", "transport")),
     (aiokafka_driver.AIOKafkaConsumerThread, "_ensure_consumer", ("self",)),
     (GroupCoordinator, "request_rejoin", ("self",)),
+    (Assignment, "state_value", ("self", "tp")),
+    (TopicPartitionState, "has_valid_position", None),
+    (TopicPartitionState, "position", None),
     (aiokafka_driver.Transport, "Consumer", None),
     (rocksdb_store.Store, "_db_for_partition", ("self", "partition")),
     (rocksdb_store.Store, "set_persisted_offset", ("self", "tp", "offset")),
