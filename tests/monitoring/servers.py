@@ -1,84 +1,26 @@
 """Real Prometheus and Alertmanager processes on 127.0.0.1, and a webhook receiver, for tests.
 
-The binaries come from Debian's prometheus and prometheus-alertmanager packages
-(scripts/setup.sh installs them); a missing one fails the test, it is never skipped.
+The servers are the demo's (stream/promstack.py): the binaries come from Debian's prometheus and
+prometheus-alertmanager packages (scripts/setup.sh installs them); a missing one fails the test
+(MissingBinary), it is never skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-from tests.support.worker import free_port
+from stream.promstack import Servers
 
-
-def binary(name: str, package: str) -> str:
-    found = shutil.which(name)
-    assert found, f"{name} is missing: run scripts/setup.sh (Debian package {package})"
-    return found
-
-
-@dataclass
-class Servers:
-    """Starts servers under `tmp_path` and stops them all at the end of the test."""
-
-    tmp_path: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def _run(self, name: str, args: list[str]) -> None:
-        log = (self.tmp_path / f"{Path(args[0]).name}.log").open("wb")
-        self.processes.append(
-            subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        )
-
-    def prometheus(self, config: dict[str, Any], **flags: str) -> str:
-        port = free_port()
-        path = self.tmp_path / "prometheus.yml"
-        path.write_text(json.dumps(config))
-        args = [
-            binary("prometheus", "prometheus"),
-            f"--config.file={path}",
-            f"--storage.tsdb.path={self.tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            *(f"--{key}={value}" for key, value in flags.items()),
-        ]
-        self._run("prometheus", args)
-        return f"http://127.0.0.1:{port}"
-
-    def alertmanager(self, config: dict[str, Any]) -> str:
-        port = free_port()
-        path = self.tmp_path / "alertmanager.yml"
-        path.write_text(json.dumps(config))
-        args = [
-            binary("prometheus-alertmanager", "prometheus-alertmanager"),
-            f"--config.file={path}",
-            f"--storage.path={self.tmp_path / 'alertmanager'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",  # no gossip port: one instance, nothing else bound
-        ]
-        self._run("alertmanager", args)
-        return f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+__all__ = ["Notification", "Receiver", "Servers", "api", "get", "wait_for"]
 
 
 @dataclass

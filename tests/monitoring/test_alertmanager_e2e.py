@@ -95,8 +95,8 @@ async def traffic(bootstrap: str, topic: str) -> AsyncIterator[Traffic]:
 
 
 def rule_files(servers: Servers) -> list[str]:
-    rules = servers.tmp_path / "cx.rules.yml"
-    alerts = servers.tmp_path / "cx.alerts.yml"
+    rules = servers.home / "cx.rules.yml"
+    alerts = servers.home / "cx.alerts.yml"
     rules.write_text(generate.rules_file(TEST_CONFIG))
     alerts.write_text(generate.alerts_file(TEST_CONFIG))
     return [str(rules), str(alerts)]
