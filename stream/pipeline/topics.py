@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from stream.settings import KafkaSettings, Settings
 
@@ -63,6 +66,26 @@ async def ensure_topics(settings: Settings, kafka: KafkaSettings) -> list[str]:
             for name, code, *_ in getattr(response, "topic_errors", []):
                 if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won)
                     raise RuntimeError(f"could not create topic {name}: error code {code}")
+            await _until_described(admin, missing)
         return missing
     finally:
         await admin.close()
+
+
+async def _until_described(admin: Any, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait until the broker's metadata shows every partition of `topics` with a leader: a
+    consumer that subscribes before that (the worker, right after) is assigned nothing until
+    its next metadata refresh, minutes later, and a producer logs errors meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await admin.describe_topics(topics)
+        ready = {
+            t["topic"]
+            for t in described
+            if t.get("error_code") == 0
+            and t.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+        }
+        if ready >= set(topics) or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.2)
