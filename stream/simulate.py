@@ -1,11 +1,20 @@
 """Synthetic call-center traffic for demos: raw IVR/SMS/email answers, canonical web responses
 (with thumbs, CSI and ACSI, which no raw channel carries), dispatches, lifecycle.
 
-Each channel has its own response rate and score mix; queues and agents vary a little, and now
-and then an incident makes one queue's or agent's scores collapse for a while, so dashboards and
-alerts have something to show. A fixed seed reproduces the traffic's content (channels, scores,
-incidents); every id carries a run id drawn outside the seeded generator, so a second run with
-the same seed adds new surveys and customers instead of replaying duplicates of the first.
+Each channel has its own response rate (RESPONSE_RATE) and every channel is used. Queues differ
+in size and level (PROFILES): billing, support and sales sit near or above the seed documents'
+targets (NPS 50, CSAT top box 80 %), so their alerts stay quiet; `escalations` is tiny and
+unhappy, so its KPIs are below target on fewer answers than the alerts' minimum n (30 in an
+hour at 50 surveys/s): a low score that does not alert. `retention` is healthy too, except
+during a `degradation` (event times from its start to its end, set by the demo to begin a few
+minutes before it starts): its answers then turn bad, and the target alerts and the
+significance-aware NPS drop alert fire for that queue only: it is a small queue (3 % of the
+surveys), so the all-queue rollups move too little for any alert. Nothing else changes over
+time (no random incidents): any other alert would be noise. Agents are drawn uniformly.
+
+A fixed seed reproduces the traffic's content (channels, queues, scores); every id
+carries a run id drawn outside the seeded generator, so a second run with the same seed adds
+new surveys and customers instead of replaying duplicates of the first.
 """
 
 from __future__ import annotations
@@ -16,19 +25,48 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from stream.pipeline.topics import TopicNames
 
-QUEUES = ("billing", "sales", "support", "retention")
+
+@dataclass(frozen=True)
+class Profile:
+    """How one queue's customers answer: shares of NPS promoters (9-10) and detractors (0-6),
+    and of CSAT ratings of 5 (the top box)."""
+
+    promoters: float
+    detractors: float
+    top_box: float
+
+
+# Share of the surveys per queue, and how each queue answers (NPS about 100 * (p - d)).
+QUEUE_SHARE = {
+    "billing": 0.36,
+    "support": 0.33,
+    "sales": 0.2796,
+    "retention": 0.03,
+    "escalations": 0.0004,
+}
+QUEUES = tuple(QUEUE_SHARE)
+QUEUE_WEIGHTS = tuple(QUEUE_SHARE.values())
+PROFILES = {
+    "billing": Profile(promoters=0.71, detractors=0.08, top_box=0.88),  # NPS 63
+    "support": Profile(promoters=0.73, detractors=0.07, top_box=0.89),  # NPS 66
+    "sales": Profile(promoters=0.78, detractors=0.06, top_box=0.91),  # NPS 72
+    "retention": Profile(promoters=0.71, detractors=0.08, top_box=0.89),  # NPS 63
+    "escalations": Profile(promoters=0.30, detractors=0.45, top_box=0.50),  # NPS -15
+}
+DEGRADED_QUEUE = "retention"
+DEGRADED = Profile(promoters=0.22, detractors=0.52, top_box=0.42)  # NPS -30
 AGENTS = tuple(f"agent-{i:02d}" for i in range(1, 21))
 CHANNEL_SHARE = {"ivr": 0.35, "sms": 0.3, "email": 0.2, "web": 0.15}
 RESPONSE_RATE = {"ivr": 0.35, "sms": 0.22, "email": 0.12, "web": 0.3}
 CUSTOMERS = 5000  # customers of one run: cust-<run>-1 .. cust-<run>-5000
+CANCELLED_SHARE = 0.1  # of the lifecycle events: weekly churn stays under its 5 % target
 CSI_ATTRIBUTES = ("wait_time", "resolution", "courtesy")
-NPS_MIX = {"billing": [0, 4, 6, 7, 8, 8, 9, 9, 10, 10], "sales": [6, 7, 8, 9, 9, 10, 10, 10, 10, 9]}
 SMS_WORDS = {9: "neuf", 10: "10!!", 8: "I'd say 8", 7: "seven", 6: "6/10"}
 
 
@@ -41,39 +79,50 @@ def _ten_point(value: int) -> int:
     return min(10, max(1, value))
 
 
+def degradation_from(now: datetime) -> tuple[datetime, datetime]:
+    """The demo's degradation of DEGRADED_QUEUE: from 10 minutes before `now` (so the end of
+    the backfilled history shows it) to 30 minutes after (live traffic continues it)."""
+    return now - timedelta(minutes=10), now + timedelta(minutes=30)
+
+
 @dataclass
 class Simulator:
     names: TopicNames
     seed: int = 42
-    started: float = 0.0
     run_id: str = ""  # "" draws a fresh one
+    # Event times [start, end) during which DEGRADED_QUEUE answers as DEGRADED; None: never.
+    degradation: tuple[datetime, datetime] | None = None
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id()
         self.rng = random.Random(self.seed)
         self.counter = 0
         self.customers = 0
-        # An incident: one queue or agent whose scores collapse until survey number `until`.
-        self.incident: tuple[str, str, int] | None = None
 
-    def _maybe_incident(self) -> None:
-        if self.incident is not None and self.counter >= self.incident[2]:
-            self.incident = None
-        if self.incident is None and self.rng.random() < 0.0005:
-            kind = self.rng.choice(["queue", "agent"])
-            name = self.rng.choice(QUEUES if kind == "queue" else AGENTS)
-            self.incident = (kind, name, self.counter + self.rng.randint(500, 3000))
+    def profile(self, queue: str, at: datetime) -> Profile:
+        """How this survey is answered: its queue's profile, unless degraded."""
+        if queue == DEGRADED_QUEUE and self.degradation is not None:
+            start, end = self.degradation
+            if start <= at < end:
+                return DEGRADED
+        return PROFILES[queue]
 
-    def _nps(self, queue: str, agent: str) -> int:
-        if self.incident is not None and self.incident[1] in (queue, agent):
-            return self.rng.choice([0, 1, 2, 3, 4, 5, 6, 7])
-        return self.rng.choice(NPS_MIX.get(queue, [5, 7, 8, 8, 9, 9, 10, 10, 6, 3]))
+    def _nps(self, profile: Profile) -> int:
+        draw = self.rng.random()
+        if draw < profile.promoters:
+            return self.rng.choice((9, 10, 10))
+        if draw < profile.promoters + profile.detractors:
+            return self.rng.choice((0, 2, 3, 4, 5, 5, 6, 6))
+        return self.rng.choice((7, 8, 8))
+
+    def _csat(self, profile: Profile) -> int:
+        return 5 if self.rng.random() < profile.top_box else self.rng.choice((1, 2, 3, 4, 4, 4))
 
     def customer_id(self, number: int) -> str:
         return f"cust-{self.run_id}-{number}"
 
     def _web_scores(self, nps: int) -> dict[str, object]:
-        """Thumbs, CSI and ACSI that follow the NPS answer (so incidents show in all of them)."""
+        """Thumbs, CSI and ACSI that follow the NPS answer (so a degradation shows in all)."""
         rng = self.rng
         mood = nps - 7  # detractors perceive less than they expected, promoters more
         csi = {}
@@ -90,11 +139,11 @@ class Simulator:
     def messages(self, now: datetime) -> Iterator[tuple[str, bytes, bytes]]:
         """(topic, key, value) for one survey offered to one customer."""
         self.counter += 1
-        self._maybe_incident()
         n = f"{self.run_id}-{self.counter}"
         rng = self.rng
         channel = rng.choices(list(CHANNEL_SHARE), list(CHANNEL_SHARE.values()))[0]
-        queue, agent = rng.choice(QUEUES), rng.choice(AGENTS)
+        queue = rng.choices(QUEUES, QUEUE_WEIGHTS)[0]
+        agent = rng.choice(AGENTS)
         customer = self.customer_id(rng.randint(1, CUSTOMERS))
         at = now.isoformat()
         dispatch = f"d-{n}"
@@ -104,7 +153,7 @@ class Simulator:
         )  # fmt: skip
         if rng.random() < 0.01:
             self.customers += 1
-            kind = "cancelled" if rng.random() < 0.3 else "activated"
+            kind = "cancelled" if rng.random() < CANCELLED_SHARE else "activated"
             yield (
                 self.names.lifecycle,
                 customer.encode(),
@@ -114,11 +163,12 @@ class Simulator:
             )
         if rng.random() >= RESPONSE_RATE[channel]:
             return
-        nps = self._nps(queue, agent)
+        profile = self.profile(queue, now)
+        nps = self._nps(profile)
         if channel == "ivr":
             value = {"call_id": f"c-{n}", "ended_at": at, "queue": queue, "agent_id": agent,
                      "customer_id": customer, "ani": "+33612345678",
-                     "digits": {"1": str(nps), "2": str(rng.choice([3, 4, 4, 5, 5]))}}  # fmt: skip
+                     "digits": {"1": str(nps), "2": str(self._csat(profile))}}  # fmt: skip
             yield self.names.raw_ivr, f"c-{n}".encode(), orjson.dumps(value)
         elif channel == "web":  # a survey tool that speaks SurveyResponse v1 itself
             response_id = f"web:{n}"
@@ -134,7 +184,7 @@ class Simulator:
             yield self.names.raw_sms, f"m-{n}".encode(), orjson.dumps(value)
         else:
             survey = rng.choice(["nps", "csat", "ces"])
-            score = {"nps": nps, "csat": rng.choice([2, 3, 4, 5, 5]), "ces": rng.randint(3, 7)}
+            score = {"nps": nps, "csat": self._csat(profile), "ces": rng.randint(3, 7)}
             value = {"event_id": f"e-{n}", "submitted_at": at, "survey": survey,
                      "score": str(score[survey]), "dispatch_id": dispatch, "queue": queue,
                      "agent_id": agent, "customer_id": customer,
