@@ -2,8 +2,12 @@
 
 It refuses to start when its web port is taken (another demo, a worker, anything else), backfills
 a week of history so the four windows differ and churn has customers, shows "loading state"
-until the worker says it is ready, then a live table read from /metrics (the contract's names),
-and on Ctrl-C stops only what it started itself.
+until the worker says it is ready, then live tables read from /metrics (the contract's names):
+the KPIs by window, the queues with their minimum-n gate, and the alerts pending or firing in a
+local Prometheus (with Alertmanager) loaded with the project's rules, when Debian's binaries are
+installed. The simulated traffic tells a story: one queue degrades from a few minutes before the
+start, and its alerts, and only its, fire within the first minutes. On Ctrl-C it stops only what
+it started itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -33,8 +38,17 @@ from stream.backfill import backfill
 from stream.kpi_cli import KPIS, WINDOW_KPIS, cell
 from stream.localkafka import BrokerError, LocalBroker
 from stream.pipeline.topics import TopicNames, ensure_topics
+from stream.promstack import (
+    DEMO_FOR,
+    HOME,
+    MissingBinary,
+    Servers,
+    Stack,
+    stack_notice,
+    start_stack,
+)
 from stream.settings import PROJECT_ROOT, get_kafka_settings, get_settings
-from stream.simulate import Simulator, run_simulation
+from stream.simulate import DEGRADED_QUEUE, Simulator, degradation_from, run_simulation
 
 console = Console()
 WINDOWS = ("5m", "1h", "24h", "7d")
@@ -270,6 +284,178 @@ def kpi_table(state: Readiness, samples: Samples, names: TopicNames, note: str =
     return table
 
 
+# --- queues and alerts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the KPI alerts compare with, from monitoring/config.yml (the one config)."""
+
+    min_responses: int
+    nps_target: float
+    nps_window: str
+    csat_target: float
+    csat_ratio: str  # the CSAT ratio the alert watches: top_box or top2_box
+    drop_baseline: str  # NpsSignificantDrop compares the 1h interval with this window's NPS
+
+
+def load_thresholds() -> Thresholds | None:
+    """None when monitoring/config.yml cannot be read (the queues are then shown ungated)."""
+    try:
+        from monitoring.config import load
+
+        config = load()
+    except (ImportError, OSError, ValueError):
+        return None
+    return Thresholds(
+        config.min_responses, config.nps.target, config.nps.window, config.csat.target,
+        config.csat.ratio, config.nps_drop.baseline,
+    )  # fmt: skip
+
+
+def labels_of(samples: Samples, name: str, **labels: str) -> list[dict[str, str]]:
+    wanted = set(labels.items())
+    return [dict(found) for n, found in samples if n == name and wanted <= found]
+
+
+def queue_table(samples: Samples, limits: Thresholds | None) -> Table | None:
+    """Each queue's NPS and CSAT over the alerts' window, all channels, with their n, the
+    baseline NPS, and which KPIs are under the minimum n (never alerted, however low)."""
+    window = limits.nps_window if limits else "1h"
+    ratio = f"csat_{limits.csat_ratio if limits else 'top_box'}_ratio"
+    queues = sorted(
+        {found["queue"] for found in labels_of(samples, "cx_nps_responses", window=window,
+                                               channel="all")} - {"all"}
+    )  # fmt: skip
+    if not queues:
+        return None
+    baseline = limits.drop_baseline if limits else "7d"
+    table = Table(title=f"Queues, all channels ({window} unless said)")
+    table.add_column("queue")
+    for header in ("NPS", "NPS\nanswers", KPIS[ratio].label.replace(" (", "\n("), "CSAT\nanswers",
+                   f"NPS\n{baseline}"):  # fmt: skip
+        table.add_column(header, justify="right", no_wrap=True)
+    if limits:
+        table.add_column("under\nmin n")
+    for queue in queues:
+        at = {"window": window, "channel": "all", "queue": queue}
+        nps, n = value(samples, "cx_nps", **at), value(samples, "cx_nps_responses", **at)
+        csat, csat_n = (
+            value(samples, f"cx_{ratio}", **at),
+            value(samples, "cx_csat_responses", **at),
+        )
+        row = [
+            queue,
+            cell("nps", nps),
+            cell("nps_responses", n),
+            cell(ratio, csat),
+            cell("csat_responses", csat_n),
+            cell("nps", value(samples, "cx_nps", window=baseline, channel="all", queue=queue)),
+        ]
+        if limits:
+            gated = [kpi for kpi, count in (("NPS", n), ("CSAT", csat_n))
+                     if (count or 0) < limits.min_responses]  # fmt: skip
+            row.append(", ".join(gated))
+            if nps is not None and nps < limits.nps_target:
+                row[1] = f"[red]{row[1]}[/]"
+            if csat is not None and csat < limits.csat_target:
+                row[3] = f"[red]{row[3]}[/]"
+        table.add_row(*row)
+    if limits:
+        table.caption = (
+            f"targets: NPS {limits.nps_target:g}, {KPIS[ratio].label.split(' (')[0]} "
+            f"{limits.csat_target * 100:g}%; an alert needs at least {limits.min_responses} "
+            f"answers in {window}: under min n, a queue is not alerted however low"
+        )
+    return table
+
+
+def fetch_alerts(base: str) -> list[dict[str, Any]] | None:
+    """The alerts pending or firing in the Prometheus at `base`; None when it does not answer."""
+    try:
+        status, body = get_json(f"{base}/api/v1/alerts", timeout=3)
+    except OSError:
+        return None
+    if status != 200 or not isinstance(body, dict):
+        return None
+    alerts = body.get("data", {}).get("alerts", [])
+    return [a for a in alerts if a.get("state") in ("pending", "firing")]
+
+
+def fetch_series(base: str, query: str) -> Samples:
+    """The result of an instant PromQL query at `base`, as samples without the scrape's job and
+    instance labels (what the alerts saw: their data, not the worker's latest); empty when
+    Prometheus does not answer."""
+    try:
+        status, body = get_json(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+    except OSError:
+        return {}
+    if status != 200 or not isinstance(body, dict):
+        return {}
+    found: Samples = {}
+    for series in body.get("data", {}).get("result", []):
+        labels = dict(series.get("metric", {}))
+        name = labels.pop("__name__", "")
+        for scraped in ("job", "instance"):
+            labels.pop(scraped, None)
+        found[(name, frozenset(labels.items()))] = float(series["value"][1])
+    return found
+
+
+def alert_value(alert: dict[str, Any], samples: Samples, limits: Thresholds | None) -> str:
+    """The alert's value in its KPI's unit (a drop: the 1h upper bound < the baseline NPS)."""
+    labels = alert.get("labels", {})
+    try:
+        number = float(alert["value"])
+    except (KeyError, TypeError, ValueError):
+        return "-"
+    name = labels.get("alertname", "")
+    if name == "NpsBelowTarget":
+        return f"NPS {number:.1f}"
+    if name in ("CsatBelowTarget", "ChurnAboveTarget", "DeadLetterRateHigh"):
+        shown = f"{number * 100:.1f}%"
+    elif name == "NpsSignificantDrop":
+        window = limits.drop_baseline if limits else "7d"
+        segment = {"channel": labels.get("channel", ""), "queue": labels.get("queue", "")}
+        base = value(samples, "cx_nps", window=window, **segment)
+        return f"{number:.1f} < {base:.1f}" if base is not None else f"{number:.1f}"
+    else:
+        shown = f"{number:,.0f}" if abs(number) >= 100 else f"{number:.3g}"
+    return f"{labels['topic']} {shown}" if "topic" in labels else shown
+
+
+def alert_table(
+    alerts: list[dict[str, Any]] | None, samples: Samples, limits: Thresholds | None
+) -> Table:
+    table = Table(title=f"Alerts pending or firing (Prometheus; this demo's for: {DEMO_FOR})")
+    for header in ("alert", "state", "queue", "channel", "value"):
+        table.add_column(header, overflow="fold")
+    if alerts is None:
+        table.caption = "Prometheus does not answer"
+        return table
+    order = {"firing": 0, "pending": 1}
+    for alert in sorted(
+        alerts,
+        key=lambda a: (order.get(a["state"], 2), a["labels"].get("alertname", ""),
+                       a["labels"].get("queue", ""), a["labels"].get("channel", "")),
+    ):  # fmt: skip
+        labels = alert["labels"]
+        state = alert["state"]
+        table.add_row(
+            labels.get("alertname", "?"),
+            f"[bold red]{state}[/]" if state == "firing" else f"[yellow]{state}[/]",
+            labels.get("queue", "-"),
+            labels.get("channel", "-"),
+            alert_value(alert, samples, limits),
+        )
+    if not alerts:
+        table.caption = "none"
+    elif any(a["labels"].get("alertname") == "NpsSignificantDrop" for a in alerts):
+        window = limits.drop_baseline if limits else "7d"
+        table.caption = f"NpsSignificantDrop: upper bound of the 1h NPS < the {window} NPS"
+    return table
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -280,7 +466,7 @@ class Display:
         self.live = Live(console=console, auto_refresh=False) if console.is_terminal else None
         self.printed = (0.0, False)
 
-    def __enter__(self) -> Callable[[Table, bool], None]:
+    def __enter__(self) -> Callable[[RenderableType, bool], None]:
         if self.live is not None:
             self.live.start()
         return self.show
@@ -289,7 +475,7 @@ class Display:
         if self.live is not None:
             self.live.stop()
 
-    def show(self, table: Table, ready: bool) -> None:
+    def show(self, table: RenderableType, ready: bool) -> None:
         if self.live is not None:
             self.live.update(table, refresh=True)
             return
@@ -307,10 +493,17 @@ class Started:
     worker: subprocess.Popen[bytes] | None = None
     tasks: tuple[asyncio.Task[int], ...] = ()
     kept: str = ""  # what this demo used but did not start, said when it stops
+    servers: Servers | None = None  # Prometheus and Alertmanager
 
     def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if self.servers is not None:
+            pids = self.servers.stop()
+            if pids:
+                console.print(
+                    f"Prometheus and Alertmanager stopped (pids {', '.join(map(str, pids))})"
+                )
         if self.worker is not None and self.worker.poll() is None:
             self.worker.send_signal(signal.SIGTERM)
             try:
@@ -348,6 +541,19 @@ def web_host() -> str:
     return os.environ.get("CX_WEB_HOST") or "127.0.0.1"
 
 
+async def start_monitoring(worker_port: int, started: Started) -> Stack | None:
+    """Prometheus and Alertmanager for the worker, when installed; one line says what came of it."""
+    started.servers = servers = Servers(HOME)
+    try:
+        stack = await asyncio.to_thread(start_stack, servers, worker_port)
+    except (MissingBinary, ImportError, OSError, ValueError) as exc:
+        servers.stop()
+        console.print(f"monitoring off: {exc}", soft_wrap=True)  # one line, even in a pipe
+        return None
+    console.print(stack_notice(stack))
+    return stack
+
+
 def start_worker() -> subprocess.Popen[bytes]:
     LOG.parent.mkdir(parents=True, exist_ok=True)
     with LOG.open("ab") as log:
@@ -377,17 +583,22 @@ async def _run(rate: float, started: Started) -> None:
     main = asyncio.current_task()
     if main is not None:  # `kill` stops the demo as cleanly as Ctrl-C does
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    # Prometheus first: its start-up does not compete with the broker's and the worker's
+    stack = await start_monitoring(port, started)
+    limits = load_thresholds()
     await start_broker(settings.partitions, started)
     await ensure_topics(settings, kafka)
     started.worker = worker = start_worker()
-    simulator = Simulator(names, SEED)
+    now = datetime.now(UTC)
+    degraded = degradation_from(now)
+    simulator = Simulator(names, SEED, degradation=degraded)
     sent = [0]
 
     def progress(n: int) -> None:
         sent[0] = n
 
     history = asyncio.create_task(
-        backfill(simulator, kafka.aiokafka_kwargs(), datetime.now(UTC), on_progress=progress)
+        backfill(simulator, kafka.aiokafka_kwargs(), now, on_progress=progress)
     )
     started.tasks = (history,)
     simulation: asyncio.Task[int] | None = None
@@ -420,8 +631,9 @@ async def _run(rate: float, started: Started) -> None:
                 )  # fmt: skip
                 started.tasks = (history, simulation)
                 console.print(
-                    f"offering {rate:g} surveys/s (run {simulator.run_id}); "
-                    "Ctrl-C stops everything this command started"
+                    f"offering {rate:g} surveys/s (run {simulator.run_id}); queue "
+                    f"{DEGRADED_QUEUE} answers badly from {degraded[0]:%H:%M} to "
+                    f"{degraded[1]:%H:%M} UTC; Ctrl-C stops everything this command started"
                 )
             backfilled = f"history: {sent[0]:,} messages sent" + (
                 "" if history.done() else " (backfilling)"
@@ -430,5 +642,14 @@ async def _run(rate: float, started: Started) -> None:
             if first_kpis is None and value(samples, "cx_nps", window="7d", **ROLLUP) is not None:
                 first_kpis = time.monotonic() - began
                 console.print(f"first KPIs {first_kpis:.0f} s after start")
-            show(kpi_table(state, samples, names, note=backfilled), state.ready)
+            parts: list[RenderableType] = [kpi_table(state, samples, names, note=backfilled)]
+            if state.ready:
+                queues = queue_table(samples, limits)
+                parts += [queues] if queues is not None else []
+            if stack is not None:
+                alerts = await asyncio.to_thread(fetch_alerts, stack.prometheus)
+                baseline = f'cx_nps{{window="{limits.drop_baseline if limits else "7d"}"}}'
+                seen = await asyncio.to_thread(fetch_series, stack.prometheus, baseline)
+                parts.append(alert_table(alerts, seen, limits))
+            show(Group(*parts), state.ready)
             await asyncio.sleep(REFRESH if state.ready else 1)

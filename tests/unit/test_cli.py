@@ -11,16 +11,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from stream.commands import EXAMPLES, FAUST_INTERNAL
 from stream.settings import Settings
+from tests.support.fakehttp import FakeServer
 from tests.support.worker import free_port
 
 PROJECT = {"worker", "kafka", "topics", "simulate", "demo", "replay", "deadletters", "kpi"}
@@ -183,41 +182,12 @@ AGENTS = {"rows": [agent("agent-0001", -12.5, 123_456),
                    agent("agent-0002", 33.333, 45)]}  # fmt: skip
 
 
-class FakeWorker:
-    """Answers GET path -> JSON, whatever the query (recorded in `queries`)."""
-
-    def __init__(self, answers: dict[str, object]) -> None:
-        fake, self.answers, self.queries = self, answers, list[str]()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.partition("?")[0]
-                fake.queries.append(self.path)
-                body = json.dumps(fake.answers.get(path, {"error": "not found"})).encode()
-                self.send_response(200 if path in fake.answers else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def fake_worker() -> Iterator[FakeWorker]:
-    fake = FakeWorker({"/kpi": SEGMENT, "/kpi/all": EVERY_ROW, "/kpi/agents": AGENTS,
-                       "/kpi/queues": {"rows": []}})  # fmt: skip
-    yield fake
-    fake.close()
+def fake_worker() -> Iterator[FakeServer]:
+    answers = {"/kpi": SEGMENT, "/kpi/all": EVERY_ROW, "/kpi/agents": AGENTS,
+               "/kpi/queues": {"rows": []}}  # fmt: skip
+    with FakeServer({path: (200, body) for path, body in answers.items()}) as fake:
+        yield fake
 
 
 def narrow(result: subprocess.CompletedProcess[str]) -> str:
@@ -229,7 +199,7 @@ def narrow(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_kpi_shows_every_kpi_with_its_unit_and_churn_and_sci_in_80_columns(
-    fake_worker: FakeWorker,
+    fake_worker: FakeServer,
 ) -> None:
     out = narrow(run("kpi", "--url", fake_worker.url, COLUMNS="80"))
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
@@ -247,7 +217,7 @@ def test_kpi_shows_every_kpi_with_its_unit_and_churn_and_sci_in_80_columns(
 
 
 def test_kpi_json_is_the_workers_answer_with_the_windows_churn_and_sci(
-    fake_worker: FakeWorker,
+    fake_worker: FakeServer,
 ) -> None:
     result = run("kpi", "--url", fake_worker.url, "--json", COLUMNS="40")
     assert result.returncode == 0, result.stderr
@@ -260,7 +230,7 @@ def test_kpi_json_is_the_workers_answer_with_the_windows_churn_and_sci(
     assert json.loads(ranked.stdout) == AGENTS and ranked.returncode == 0
 
 
-def test_a_ranking_keeps_every_number_in_80_columns(fake_worker: FakeWorker) -> None:
+def test_a_ranking_keeps_every_number_in_80_columns(fake_worker: FakeServer) -> None:
     out = narrow(run("kpi", "--url", fake_worker.url, "--agents", "worst", COLUMNS="80"))
     assert "┃" in out, "a table"
     for shown in ("agent-0001", "123,456", "-12.5", "-22.5..-2.5", "50.0", "75.0", "4.50",
@@ -271,7 +241,7 @@ def test_a_ranking_keeps_every_number_in_80_columns(fake_worker: FakeWorker) -> 
 
 
 def test_a_ranking_falls_back_to_one_block_per_row_when_too_narrow(
-    fake_worker: FakeWorker,
+    fake_worker: FakeServer,
 ) -> None:
     out = narrow(run("kpi", "--url", fake_worker.url, "--agents", "worst", COLUMNS="60"))
     assert "┃" not in out, "no table"
@@ -280,7 +250,7 @@ def test_a_ranking_falls_back_to_one_block_per_row_when_too_narrow(
     assert "  95% interval of NPS (-100..100): -22.5..-2.5" in out
 
 
-def test_an_empty_ranking_says_why_and_exits_1(fake_worker: FakeWorker) -> None:
+def test_an_empty_ranking_says_why_and_exits_1(fake_worker: FakeServer) -> None:
     result = run("kpi", "--url", fake_worker.url, "--queues", "best", "--min-n", "100000")
     assert result.returncode == 1
     assert result.stdout == ""
@@ -290,7 +260,7 @@ def test_an_empty_ranking_says_why_and_exits_1(fake_worker: FakeWorker) -> None:
     )
 
 
-def test_a_segment_without_answers_says_so_and_exits_1(fake_worker: FakeWorker) -> None:
+def test_a_segment_without_answers_says_so_and_exits_1(fake_worker: FakeServer) -> None:
     del fake_worker.answers["/kpi"]
     result = run("kpi", "--url", fake_worker.url, "--queue", "nowhere")
     assert result.returncode == 1 and result.stdout == ""

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,13 +16,21 @@ from stream.demo import (
     DemoError,
     Readiness,
     Samples,
+    Started,
+    Thresholds,
+    alert_table,
     check_port_free,
+    fetch_alerts,
     kpi_table,
     owns_port,
+    queue_table,
     readiness,
+    start_monitoring,
 )
+from stream.demo import console as demo_console
 from stream.pipeline.topics import TopicNames
 from stream.settings import Settings
+from tests.support.fakehttp import FakeServer as FakeWorker
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = TopicNames.from_settings(Settings())
@@ -35,38 +40,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class FakeWorker:
-    """An HTTP server answering like a worker would: path -> (status, JSON body)."""
-
-    def __init__(self, answers: dict[str, tuple[int, object]]) -> None:
-        self.answers = answers
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = fake.answers.get(self.path, (404, {"error": "not found"}))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-
-    def __enter__(self) -> FakeWorker:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -192,3 +165,115 @@ def test_kpis_of_the_stored_state_are_not_called_waiting_for_events() -> None:
     text = rendered(Readiness(True), restarted)
     assert "waiting for its first events" not in text and "stored state" in text
     assert "waiting for its first events" in rendered(Readiness(True), {})
+
+
+# --- the queues and the alerts ------------------------------------------------------------------
+
+LIMITS = Thresholds(min_responses=30, nps_target=50, nps_window="1h", csat_target=0.8,
+                    csat_ratio="top_box", drop_baseline="7d")  # fmt: skip
+
+
+def queue_samples(
+    queue: str, nps: float, n: int, top_box: float, csat_n: int, nps_7d: float
+) -> Samples:
+    at = {"window": "1h", "channel": "all", "queue": queue}
+    return (
+        sample("cx_nps", nps, **at)
+        | sample("cx_nps_responses", n, **at)
+        | sample("cx_csat_top_box_ratio", top_box, **at)
+        | sample("cx_csat_responses", csat_n, **at)
+        | sample("cx_nps", nps_7d, window="7d", channel="all", queue=queue)
+    )
+
+
+QUEUES = (
+    queue_samples("billing", 63.4, 123_456, 0.8812, 65_432, 62.9)
+    | queue_samples("escalations", -33.3, 3, 0.5, 2, -20.0)
+    | queue_samples("retention", -12.5, 1_234, 0.4321, 987, 55.25)
+    | queue_samples("all", 60.0, 200_000, 0.87, 100_000, 60.1)
+)
+
+
+def printed(renderable: object, width: int = 80) -> str:
+    console = Console(record=True, width=width)
+    console.print(renderable)
+    return console.export_text()
+
+
+def row_of(text: str, first: str) -> list[str]:
+    for line in text.splitlines():
+        parts = [c.strip() for c in line.split("│")[1:-1]]
+        if parts and parts[0] == first:
+            return parts
+    raise AssertionError(f"no row {first!r} in\n{text}")
+
+
+def test_the_queue_table_shows_the_minimum_n_gate_whole_in_80_columns() -> None:
+    table = queue_table(QUEUES, LIMITS)
+    assert table is not None
+    text = printed(table)
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "…" not in text, text
+    assert row_of(text, "billing") == ["billing", "63.4", "123,456", "88.1", "65,432", "62.9", ""]
+    assert row_of(text, "retention") == ["retention", "-12.5", "1,234", "43.2", "987", "55.2", ""]
+    assert row_of(text, "escalations")[-1] == "NPS, CSAT"  # low, but under the minimum n
+    assert "all" not in {line.split("│")[1].strip() for line in text.splitlines() if "│" in line}
+    assert "at least 30" in " ".join(text.split())
+    assert queue_table(SAMPLES, LIMITS) is None  # no queue in the samples: no table
+
+
+def alert(name: str, state: str, value: str, **labels: str) -> dict[str, object]:
+    return {"labels": {"alertname": name, "job": "cx-worker", **labels}, "state": state,
+            "value": value, "activeAt": "2026-03-02T12:00:00Z"}  # fmt: skip
+
+
+ALERTS = [
+    alert("NpsSignificantDrop", "pending", "-1.0123e+01", window="1h", channel="sms",
+          queue="retention"),
+    alert("NpsBelowTarget", "firing", "-1.25e+01", window="1h", channel="all", queue="retention"),
+    alert("CsatBelowTarget", "firing", "0.4321", window="1h", channel="all", queue="retention"),
+    alert("ConsumerLagHigh", "pending", "123456", topic="cx.raw.email"),
+]  # fmt: skip
+DROP_BASE = sample("cx_nps", 55.25, window="7d", channel="sms", queue="retention")
+
+
+def test_the_alert_table_lists_firing_then_pending_whole_in_80_columns() -> None:
+    text = printed(alert_table(ALERTS, QUEUES | DROP_BASE, LIMITS))
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert "…" not in text, text
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines()
+            if line.count("│") == 6 and "alert" not in line]  # fmt: skip
+    assert rows == [
+        ["CsatBelowTarget", "firing", "retention", "all", "43.2%"],
+        ["NpsBelowTarget", "firing", "retention", "all", "NPS -12.5"],
+        ["ConsumerLagHigh", "pending", "-", "-", "cx.raw.email 123,456"],
+        ["NpsSignificantDrop", "pending", "retention", "sms", "-10.1 < 55.2"],
+    ], text
+    assert "upper bound of the 1h NPS < the 7d NPS" in " ".join(text.split())
+
+
+def test_the_alert_table_says_none_and_when_prometheus_does_not_answer() -> None:
+    assert "none" in printed(alert_table([], {}, LIMITS))
+    assert "Prometheus does not answer" in printed(alert_table(None, {}, LIMITS))
+
+
+def test_the_alerts_are_read_from_prometheus_pending_and_firing_only() -> None:
+    inactive = alert("NpsBelowTarget", "inactive", "1", queue="billing")
+    body = {"status": "success", "data": {"alerts": [*ALERTS, inactive]}}
+    with FakeWorker({"/api/v1/alerts": (200, body)}) as fake:
+        assert fetch_alerts(f"http://127.0.0.1:{fake.port}") == ALERTS
+    assert fetch_alerts(f"http://127.0.0.1:{fake.port}") is None  # nothing answers
+
+
+async def test_without_the_binaries_the_demo_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither prometheus nor alertmanager there
+    started = Started()
+    with demo_console.capture() as captured:
+        stack = await start_monitoring(free_port(), started)
+        started.stop()
+    assert stack is None
+    assert captured.get().splitlines() == [
+        "monitoring off: prometheus, prometheus-alertmanager missing (scripts/setup.sh)"
+    ]
