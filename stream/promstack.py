@@ -31,7 +31,6 @@ HOME = PROJECT_ROOT / "var" / "monitoring"
 # The demo's copy of the alert rules: the KPI alerts hold for this long instead of config.yml's
 # `for:` (15m), so that the degraded queue's alerts fire within the demo's first minutes.
 DEMO_FOR = "1m"
-DEMO_INTERVAL = "5s"  # scrape and evaluation interval of the demo's Prometheus
 
 
 class MissingBinary(RuntimeError):
@@ -195,15 +194,12 @@ def demo_rule_files(home: Path) -> list[Path]:
 def prometheus_config(
     rule_files: list[Path], worker_port: int, alertmanager: str
 ) -> dict[str, Any]:
-    """monitoring/prometheus.yml for one local worker and Alertmanager, at DEMO_INTERVAL."""
+    """monitoring/prometheus.yml (its intervals too) for one local worker and Alertmanager."""
     config: dict[str, Any] = load_yaml(MONITORING / "prometheus.yml")
-    config["global"] |= {"scrape_interval": DEMO_INTERVAL, "evaluation_interval": DEMO_INTERVAL}
     config["rule_files"] = [str(path) for path in rule_files]
     target = alertmanager.removeprefix("http://")
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [target]}]}]
     for job in config["scrape_configs"]:
-        job["scrape_interval"] = DEMO_INTERVAL
-        job["scrape_timeout"] = DEMO_INTERVAL
         job["static_configs"] = [{"targets": [f"127.0.0.1:{worker_port}"]}]
     return config
 
