@@ -277,3 +277,11 @@ async def test_without_the_binaries_the_demo_says_so_in_one_line(
     assert captured.get().splitlines() == [
         "monitoring off: prometheus, prometheus-alertmanager missing (scripts/setup.sh)"
     ]
+
+
+def test_a_fresh_broker_gets_the_checked_story_and_a_later_run_new_content() -> None:
+    from stream.demo import SEED, content_seed
+
+    assert content_seed(fresh=True) == SEED
+    later = {content_seed(fresh=False) for _ in range(5)}
+    assert SEED not in later and len(later) > 1
