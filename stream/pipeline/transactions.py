@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import IllegalOperation, KafkaError, KafkaTimeoutError
 from faust.types import TP
 
 from stream.faustx import CodecTable, RecordBatch, Sent, confirmed
@@ -192,9 +192,17 @@ class PartitionTransactions:
                     table.discard_staged(partition)
                 _collect([one.future for one in take.sent] + take.futures)
                 await self._abort(owned, batch.tp, exc)
-                if isinstance(exc, Exception) and _is_fencing(exc):
+                where = f"{batch.tp.topic}[{batch.tp.partition}]"
+                if isinstance(exc, Fenced):
                     self.fenced_takes += 1
-                    raise Fenced(f"{batch.tp.topic}[{batch.tp.partition}]: fenced") from exc
+                    raise
+                if isinstance(exc, Exception) and (owned.retired.is_set() or _is_fencing(exc)):
+                    self.fenced_takes += 1
+                    raise Fenced(f"{where}: fenced") from exc
+                if isinstance(exc, IllegalOperation):
+                    # aiokafka left the transaction (an abortable error after a broker
+                    # restart, say): this take failed, like any Kafka error, and is read again
+                    raise KafkaError(f"{where}: not in a transaction any more") from exc
                 raise
             finally:
                 watchdog.cancel()

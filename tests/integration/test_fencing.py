@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import IllegalOperation, KafkaConnectionError, KafkaError, KafkaTimeoutError
 from faust.types import TP
 
 from stream.faustx import RecordBatch
@@ -184,4 +184,30 @@ async def test_a_take_waiting_on_a_retired_producer_gives_up(kafka_bootstrap: st
     finally:
         await owner.stop()
     assert await committed_values(kafka, out) == [b"new"]
+    assert owner.rejoins_asked == 0
+
+
+async def test_a_take_that_left_its_transaction_fails_as_a_kafka_error(
+    kafka_bootstrap: str,
+) -> None:
+    """aiokafka raises IllegalOperation (not a KafkaError) when its transaction is gone, after
+    an abortable error say: the take fails like any Kafka error (its agent reads it again)
+    instead of crashing the agent, and the producer serves the next take."""
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    name, source, out = await input_and_output(kafka, "left")
+    tp = TP(source, 0)
+    owner = PartitionTransactions(fake_app(name), kafka, [source])
+    await owner.on_assigned({tp}, 1)
+    batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
+    try:
+        with pytest.raises(KafkaError, match="not in a transaction") as failed:
+            async with owner.take(batch) as take:
+                await take.producer.send_and_wait(out, b"lost", partition=0)
+                raise IllegalOperation("Can't send messages while not in transaction")
+        assert isinstance(failed.value.__cause__, IllegalOperation)
+        async with owner.take(batch) as take:
+            await take.producer.send_and_wait(out, b"again", partition=0)
+    finally:
+        await owner.stop()
+    assert await committed_values(kafka, out) == [b"again"]
     assert owner.rejoins_asked == 0
