@@ -42,6 +42,18 @@ async def input_and_output(kafka: KafkaSettings, kind: str) -> tuple[str, str, s
     return name, source, out
 
 
+async def one_owner(
+    kafka_bootstrap: str, kind: str
+) -> tuple[KafkaSettings, PartitionTransactions, RecordBatch, str]:
+    """The owner of a new input partition (generation 1), a batch of it, its output topic."""
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    name, source, out = await input_and_output(kafka, kind)
+    tp = TP(source, 0)
+    owner = PartitionTransactions(fake_app(name), kafka, [source])
+    await owner.on_assigned({tp}, 1)
+    return kafka, owner, RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1), out
+
+
 async def settled_end(kafka: KafkaSettings, committed: AIOKafkaConsumer, tp: TopicPartition) -> int:
     """The partition's end once no transaction is open in it: a commit returns before the
     coordinator has written its markers, and until then the last stable offset lags."""
@@ -158,13 +170,9 @@ async def test_a_dead_producer_asks_the_group_for_a_new_generation(
 async def test_a_take_waiting_on_a_retired_producer_gives_up(kafka_bootstrap: str) -> None:
     """A new assignment retires the producers: a take stuck on the old one (a commit that never
     answers) fails at once as Fenced, without waiting for its step timeout."""
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    name, source, out = await input_and_output(kafka, "retired")
-    tp = TP(source, 0)
-    owner = PartitionTransactions(fake_app(name), kafka, [source])
+    kafka, owner, batch, out = await one_owner(kafka_bootstrap, "retired")
+    tp = batch.tp
     owner.step_timeout = 300.0
-    await owner.on_assigned({tp}, 1)
-    batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
 
     async def stuck_take() -> None:
         async with owner.take(batch) as take:
@@ -193,12 +201,7 @@ async def test_a_take_that_left_its_transaction_fails_as_a_kafka_error(
     """aiokafka raises IllegalOperation (not a KafkaError) when its transaction is gone, after
     an abortable error say: the take fails like any Kafka error (its agent reads it again)
     instead of crashing the agent, and the producer serves the next take."""
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    name, source, out = await input_and_output(kafka, "left")
-    tp = TP(source, 0)
-    owner = PartitionTransactions(fake_app(name), kafka, [source])
-    await owner.on_assigned({tp}, 1)
-    batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
+    kafka, owner, batch, out = await one_owner(kafka_bootstrap, "left")
     try:
         with pytest.raises(KafkaError, match="not in a transaction") as failed:
             async with owner.take(batch) as take:
