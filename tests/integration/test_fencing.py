@@ -54,6 +54,16 @@ async def one_owner(
     return kafka, owner, RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1), out
 
 
+async def write_in_a_new_generation(
+    owner: PartitionTransactions, tp: TP, out: str, value: bytes
+) -> None:
+    """Assign `tp` again (generation 2) and commit one take that writes `value` to `out`."""
+    await owner.on_assigned({tp}, 2)
+    newer = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=2)
+    async with owner.take(newer) as take:
+        await take.producer.send_and_wait(out, value, partition=0)
+
+
 async def settled_end(kafka: KafkaSettings, committed: AIOKafkaConsumer, tp: TopicPartition) -> int:
     """The partition's end once no transaction is open in it: a commit returns before the
     coordinator has written its markers, and until then the last stable offset lags."""
@@ -129,10 +139,7 @@ async def test_a_dead_producer_asks_the_group_for_a_new_generation(
     """A producer can die while its worker still owns the partition (a broker restart can kill
     aiokafka's sender): a send fails, or the commit never answers; its takes stop, the group is
     asked once for a new generation, and the next assignment writes again."""
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    name, source, out = await input_and_output(kafka, "dead")
-    tp = TP(source, 0)
-    owner = PartitionTransactions(fake_app(name), kafka, [source])
+    kafka, owner, batch, out = await one_owner(kafka_bootstrap, "dead")
     owner.abort_timeout = owner.step_timeout = 1.0
     asked: list[int] = []
 
@@ -140,8 +147,6 @@ async def test_a_dead_producer_asks_the_group_for_a_new_generation(
         asked.append(len(asked))
 
     owner.rejoin = rejoin
-    await owner.on_assigned({tp}, 1)
-    batch = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=1)
     try:
         with pytest.raises(KafkaConnectionError if dies_in == "body" else KafkaTimeoutError):
             async with owner.take(batch) as take:
@@ -157,10 +162,7 @@ async def test_a_dead_producer_asks_the_group_for_a_new_generation(
                     pass
         await asyncio.sleep(0.1)  # the request runs as a task
         assert asked == [0], "one request per generation"
-        await owner.on_assigned({tp}, 2)
-        newer = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=2)
-        async with owner.take(newer) as take:
-            await take.producer.send_and_wait(out, b"after", partition=0)
+        await write_in_a_new_generation(owner, batch.tp, out, b"after")
     finally:
         await owner.stop()
     assert await committed_values(kafka, out) == [b"after"]
@@ -171,7 +173,6 @@ async def test_a_take_waiting_on_a_retired_producer_gives_up(kafka_bootstrap: st
     """A new assignment retires the producers: a take stuck on the old one (a commit that never
     answers) fails at once as Fenced, without waiting for its step timeout."""
     kafka, owner, batch, out = await one_owner(kafka_bootstrap, "retired")
-    tp = batch.tp
     owner.step_timeout = 300.0
 
     async def stuck_take() -> None:
@@ -183,12 +184,9 @@ async def test_a_take_waiting_on_a_retired_producer_gives_up(kafka_bootstrap: st
         taking = asyncio.create_task(stuck_take())
         await asyncio.sleep(1.0)
         assert not taking.done()
-        await owner.on_assigned({tp}, 2)
+        await write_in_a_new_generation(owner, batch.tp, out, b"new")
         with pytest.raises(Fenced, match="assigned again"):
             await asyncio.wait_for(taking, 10.0)
-        newer = RecordBatch(tp, [SimpleNamespace(offset=0)], generation=2)
-        async with owner.take(newer) as take:
-            await take.producer.send_and_wait(out, b"new", partition=0)
     finally:
         await owner.stop()
     assert await committed_values(kafka, out) == [b"new"]
