@@ -61,6 +61,7 @@ from typing import Any, TypeVar
 
 import faust
 import mode
+import msgspec
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.consumer.subscription_state import Assignment, TopicPartitionState
 from aiokafka.errors import IllegalStateError
@@ -933,15 +934,18 @@ class DeltaLogTable(CodecTable):
         app: faust.App,
         *,
         replay: Callable[[int, list[bytes]], None],
-        retention: float,
+        retention: float | None,
         **kwargs: Any,
     ) -> None:
         self.replay = replay
-        self.retention = retention
+        self.retention = retention  # None: kept for ever
         super().__init__(app, **kwargs)
 
     def _new_changelog_topic(self, **kwargs: Any) -> Any:
         kwargs.update(retention=self.retention, compacting=False, deleting=True)
+        if self.retention is None:
+            # Faust sets no retention.ms then, and the broker would apply its default (7 d)
+            self.extra_topic_configs = {**self.extra_topic_configs, "retention.ms": "-1"}
         return super()._new_changelog_topic(**kwargs)
 
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
@@ -962,6 +966,83 @@ class DeltaLogTable(CodecTable):
             self.replay(partition, values)
         for tp, offset in last.items():
             self.data.set_persisted_offset(tp, offset)
+
+
+StateLog = list[tuple[bytes, bytes | None]]
+_encode_state_log = msgspec.msgpack.Encoder().encode
+decode_state_log = msgspec.msgpack.Decoder(StateLog).decode
+# Bytes of encoded states per state-log record: far below the broker's 1 MB record limit.
+STATE_LOG_BYTES = 256 * 1024
+
+
+class StateLogTable(DeltaLogTable):
+    """A table of per-key states whose changelog holds one record per *batch*: the batch's
+    changed keys with their encoded states (None: deleted), in the order they were written.
+
+    A record per key would be one changelog record per input event (each event is a new id);
+    this is one per partition batch. Recovery and standbys write each record's states to the
+    store in log order, so the last write of a key wins, as compaction would leave it. Stored
+    states are replaced, never merged, which makes a record applied twice harmless.
+    """
+
+    def __init__(self, app: faust.App, *, retention: float | None, **kwargs: Any) -> None:
+        # per partition: the batch's changed keys and encoded states, not logged yet
+        self.unlogged: dict[int, dict[bytes, bytes | None]] = {}
+        self.log_records = 0
+        super().__init__(app, replay=self.replay_states, retention=retention, **kwargs)
+
+    def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
+        encoded = self._stage(partition, values)
+        self.unlogged.setdefault(partition, {}).update(encoded)
+
+    def _partitions(self, partition: int | None) -> list[int]:
+        if partition is not None:
+            return [partition]
+        return sorted(set(self.pending) | set(self.staged) | set(self.unlogged))
+
+    async def send_pending(
+        self, producer: Any = None, partition: int | None = None
+    ) -> tuple[list[Sent], int]:
+        for part in self._partitions(partition):
+            states = self.unlogged.pop(part, None)
+            if states:
+                # keys only name a record for people reading the topic: nothing looks them up
+                for value in pack_states(states):
+                    self.log_records += 1
+                    self.pending.setdefault(part, []).append(
+                        (b"%d@%d" % (part, self.log_records), value)
+                    )
+        return await super().send_pending(producer, partition)
+
+    def discard_staged(self, partition: int | None = None) -> None:
+        for part in self._partitions(partition):
+            self.unlogged.pop(part, None)
+        super().discard_staged(partition)
+
+    def replay_states(self, partition: int, values: list[bytes]) -> None:
+        for value in values:
+            states = decode_state_log(value)
+            if self.on_rocksdb:
+                items = {k: (None, raw) for k, raw in states}
+            else:
+                items = {k: (None if raw is None else self.decode(raw), raw) for k, raw in states}
+            self._write_encoded(partition, items)
+
+
+def pack_states(states: Mapping[bytes, bytes | None]) -> list[bytes]:
+    """`states` as state-log records of at most about STATE_LOG_BYTES each."""
+    records: list[bytes] = []
+    chunk: StateLog = []
+    size = 0
+    for key, raw in states.items():
+        chunk.append((key, raw))
+        size += len(key) + (0 if raw is None else len(raw)) + 8  # + msgpack's headers
+        if size >= STATE_LOG_BYTES:
+            records.append(_encode_state_log(chunk))
+            chunk, size = [], 0
+    if chunk:
+        records.append(_encode_state_log(chunk))
+    return records
 
 
 def declare_table(app: faust.App, table: TableT) -> TableT:

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from faust.serializers import codecs
 
-from stream.aggregation.messages import BucketState, IdState, Partial
+from stream.aggregation.messages import BucketState, Partial
 from stream.aggregation.parts import Part
 
 
@@ -24,7 +24,6 @@ class StructCodec(codecs.Codec):
         return self._decoder.decode(s)
 
 
-ID_STATE = "cx-id-state"
 BUCKET_STATE = "cx-bucket-state"
 PARTIAL = "cx-partial"
 PART = "cx-part"
@@ -32,7 +31,6 @@ PART = "cx-part"
 
 def register_codecs() -> None:
     """Faust decodes changelog records with these while it recovers a table."""
-    codecs.register(ID_STATE, StructCodec(IdState))
     codecs.register(BUCKET_STATE, StructCodec(BucketState))
     codecs.register(PARTIAL, StructCodec(Partial))
     codecs.register(PART, StructCodec(Part))

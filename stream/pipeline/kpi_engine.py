@@ -42,6 +42,7 @@ from stream.faustx import (
     CodecTable,
     DeltaLogTable,
     RecordBatch,
+    StateLogTable,
     assigned,
     declare_table,
     request_rejoin,
@@ -60,7 +61,7 @@ from stream.kpi.windows import LONGEST, WINDOWS
 from stream.models import Dispatch, LifecycleEvent
 from stream.pipeline.app import CxApp
 from stream.pipeline.batches import batch_agent, pass_turn, rounds
-from stream.pipeline.codecs import BUCKET_STATE, ID_STATE, register_codecs
+from stream.pipeline.codecs import BUCKET_STATE, register_codecs
 from stream.pipeline.normalise import reject
 from stream.pipeline.transactions import PartitionTransactions, Take, each
 
@@ -98,6 +99,7 @@ class KpiEngine:
         self.member_limits = app.settings.member_limits()
         self.partitioner = app.settings.id_partitioner
         self._owners: dict[str, int] = {}
+        self.id_retention = LONGEST.seconds + app.settings.late_grace_seconds + 2 * 86400
         # Told the partition and bucket keys of each stage-2 batch's changes (the read side).
         self.listeners: list[Callable[[int, set[bytes]], None]] = []
         # Not "memory://": Faust tests the store URL's truth value, and yarl finds that one
@@ -190,8 +192,16 @@ class KpiEngine:
 
     # -- stage 1 -------------------------------------------------------------------------------
     def _stage1(self, name: str, source: str, parse: Parser, sweep: bool = True) -> None:
-        table = _table(self.app, f"ids-{name}", ID_STATE, _decode_id_state,
-                       options=self.app.settings.rocksdb_options())  # fmt: skip
+        # One changelog record of the batch's id states per take, not one per id. An id's
+        # state is logged while its answer may count in a window, plus a margin (the broker
+        # then deletes it, as the sweep forgets it here); lifecycle states are kept for ever.
+        retention = self.id_retention if sweep else None
+        table = StateLogTable(
+            self.app, retention=retention, value_codec="raw", encode=_encode,
+            decode=_decode_id_state, name=f"ids-{name}", beacon=self.app.tables.beacon,
+            partitions=self.partitions, options=self.app.settings.rocksdb_options(),
+        )  # fmt: skip
+        declare_table(self.app, table)
 
         async def handle(batches: list[RecordBatch]) -> None:
             for round_ in rounds(batches):
@@ -206,7 +216,7 @@ class KpiEngine:
 
         batch_agent(self.app, source, f"stage1-{name}", handle)
 
-    def _plan(self, batch: RecordBatch, table: CodecTable, parse: Parser) -> Any:
+    def _plan(self, batch: RecordBatch, table: StateLogTable, parse: Parser) -> Any:
         """Decide every message of one partition's batch (pure: stream/aggregation/stage1)."""
         app = self.app
         partition = batch.tp.partition
@@ -219,7 +229,7 @@ class KpiEngine:
         )  # fmt: skip
 
     async def _commit_plan(
-        self, batch: RecordBatch, plan: Any, source: str, table: CodecTable, sweep: str | None
+        self, batch: RecordBatch, plan: Any, source: str, table: StateLogTable, sweep: str | None
     ) -> None:
         """Send everything a plan produces and the ids' new states in one transaction of the
         batch's partition, with its offsets."""
@@ -264,7 +274,7 @@ class KpiEngine:
         metrics.written(self.names.followups, len(plan.followups))
         metrics.written(source, len(plan.misrouted))
 
-    def _sweep_ids(self, name: str, table: CodecTable, partition: int) -> None:
+    def _sweep_ids(self, name: str, table: StateLogTable, partition: int) -> None:
         """Forget ids whose answer left every window, so id state does not grow for ever.
 
         A late re-delivery of a forgotten id is `too_old` anyway; a revision with a recent

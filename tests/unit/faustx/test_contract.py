@@ -115,6 +115,68 @@ def test_a_delta_table_replays_its_changelog_by_partition(tmp_path) -> None:  # 
     assert table.data.persisted_offset(tp) == 7
 
 
+def state_table(tmp_path, retention: float | None = 3600.0) -> faustx.StateLogTable:  # type: ignore[no-untyped-def]
+    app = create_app(Settings(data_dir=tmp_path), KafkaSettings())
+    return faustx.StateLogTable(
+        app, retention=retention, value_codec="raw", encode=lambda v: v, decode=lambda b: b,
+        name="states", store="rocksdb://", partitions=4,
+    )  # fmt: skip
+
+
+async def test_a_state_table_logs_one_record_per_batch_and_recovery_keeps_the_last_write(
+    tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    sent: list[tuple[int, list]] = []
+
+    async def send_batched(app, topic, partition, records, producer):  # type: ignore[no-untyped-def]
+        sent.append((partition, list(records)))
+        return []
+
+    monkeypatch.setattr(faustx, "send_batched", send_batched)
+    table = state_table(tmp_path)
+    table.put_many(1, {b"id-1": b"v1", b"id-2": b"v2"})
+    table.put_many(1, {b"id-1": b"v1'", b"mark": b"m"})  # one take, two writes
+    assert table.get_many(1, [b"id-1"]) == [b"v1'"]  # staged writes read back at once
+    _, count = await table.send_pending(None, 1)
+    assert count == 1 and len(sent) == 1
+    ((partition, [(_, value)]),) = sent
+    assert partition == 1
+    assert faustx.decode_state_log(value) == [(b"id-1", b"v1'"), (b"id-2", b"v2"), (b"mark", b"m")]
+    table.put_many(2, {b"id-3": b"x"})
+    table.discard_staged(2)  # a take that did not commit logs nothing
+    assert (await table.send_pending(None, 2))[1] == 0
+
+    # recovery: another worker's store, from the log's records in order
+    replica = state_table(tmp_path / "replica")
+    tp = TP(replica.changelog_topic.get_topic_name(), 1)
+    later = faustx.pack_states({b"id-2": None, b"id-4": b"v4"})
+    events = [
+        SimpleNamespace(message=SimpleNamespace(tp=tp, partition=1, offset=o, value=v))
+        for o, v in enumerate([value, *later])
+    ]
+    replica.apply_changelog_batch(events)
+    assert replica.get_many(1, [b"id-1", b"id-2", b"id-4", b"mark"]) == [b"v1'", None, b"v4", b"m"]
+    assert replica.data.persisted_offset(tp) == 1
+
+
+def test_state_log_records_stay_far_below_the_broker_limit() -> None:
+    states = {b"%08d" % i: b"s" * 200 for i in range(5000)}  # ~1 MB of states
+    records = faustx.pack_states(states)
+    assert len(records) > 1 and max(map(len, records)) < faustx.STATE_LOG_BYTES + 1024
+    decoded = [item for record in records for item in faustx.decode_state_log(record)]
+    assert decoded == list(states.items())
+
+
+def test_a_state_table_kept_for_ever_asks_the_broker_for_no_retention(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    topic = state_table(tmp_path, retention=None).changelog_topic
+    assert (topic.compacting, topic.deleting, topic.retention) == (False, True, None)
+    assert topic.config["retention.ms"] == "-1"
+
+
 async def test_the_worker_consumer_lets_the_broker_hold_a_fetch(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path, fetch_max_wait_ms=123, fetch_min_bytes=4567)
     app = create_app(settings, KafkaSettings())

@@ -6,7 +6,8 @@ from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
 
 from stream.aggregation.messages import BucketState
-from stream.pipeline.codecs import BUCKET_STATE, ID_STATE
+from stream.kpi.windows import LONGEST
+from stream.pipeline.codecs import BUCKET_STATE
 from stream.worker import app, engine
 
 
@@ -27,9 +28,17 @@ def test_changelogs_use_the_state_codecs() -> None:
     # the customers' changelog holds per-batch deltas, read only by the table's replay
     assert table("kpi-customers").changelog_topic.value_serializer == "raw"
     assert table("kpi-customers").changelog_topic.compacting is False
+    # the ids' changelogs hold one record of states per batch, deleted once no window can
+    # count them; lifecycle states are kept for ever (an activation months old still counts)
     for name in ("ids-responses", "ids-dispatches", "ids-lifecycle"):
-        assert table(name).changelog_topic.value_serializer == ID_STATE, name
-        assert table(name).changelog_topic.key_serializer == "raw", name
+        topic = table(name).changelog_topic
+        assert (topic.value_serializer, topic.key_serializer) == ("raw", "raw"), name
+        assert (topic.compacting, topic.deleting) == (False, True), name
+    for name in ("ids-responses", "ids-dispatches"):
+        retention = table(name).changelog_topic.retention
+        assert LONGEST.seconds + app.settings.late_grace_seconds < retention, name
+    lifecycle = table("ids-lifecycle").changelog_topic
+    assert lifecycle.retention is None and lifecycle.config["retention.ms"] == "-1"
 
 
 def test_bucket_codec_round_trips() -> None:
