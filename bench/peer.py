@@ -1,11 +1,13 @@
-"""(C) the Quix Streams peer: its own virtualenv, run as a subprocess, counts compared with A's.
+"""(C) the Quix Streams and (E) the Pathway peers: own virtualenvs, run as subprocesses.
 
-Quix Streams lives in var/bench-venv (see bench/requirements-peer.txt for why not in .venv).
-The venv is created on first use and rebuilt when the requirements file changes, under a file
-lock so that two benchmark runs (say the smoke test and a manual run) do not build it at once.
-The Kafka Streams peer (bench/kstreams_peer.py) shares the build lock and the result reader.
+Quix Streams lives in var/bench-venv (see bench/requirements-peer.txt for why not in .venv),
+Pathway in var/bench-venv-pathway (bench/requirements-pathway.txt: apart from Quix Streams so
+that the smoke test, which runs C but not E, never installs Pathway's 1.6 GB). Each venv is
+created on first use and rebuilt when its requirements file changes, under a file lock so that
+two benchmark runs (say the smoke test and a manual run) do not build it at once. The Kafka
+Streams peer (bench/kstreams_peer.py) shares the build lock and the result reader.
 
-    python -m bench.peer    # only create or refresh var/bench-venv
+    python -m bench.peer [--pathway]   # only create or refresh var/bench-venv (or the Pathway one)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +28,8 @@ from stream.settings import PROJECT_ROOT
 
 REQUIREMENTS = PROJECT_ROOT / "bench" / "requirements-peer.txt"
 VENV = PROJECT_ROOT / "var" / "bench-venv"
+PATHWAY_REQUIREMENTS = PROJECT_ROOT / "bench" / "requirements-pathway.txt"
+PATHWAY_VENV = PROJECT_ROOT / "var" / "bench-venv-pathway"
 Counts = dict[tuple[str, str, str, int], int]
 
 
@@ -58,20 +63,30 @@ def build_once(folder: Path, digest: str, build: Callable[[], None], stamp: str)
         stamp_file.write_text(digest)
 
 
-def peer_python() -> Path:
-    """The peer venv's interpreter, (re)built when bench/requirements-peer.txt changed."""
-    python = VENV / "bin" / "python"
+def venv_python(venv: Path, requirements: Path) -> Path:
+    """The interpreter of `venv`, (re)built when `requirements` changed."""
+    python = venv / "bin" / "python"
 
     def build() -> None:
         # The base interpreter, not .venv's: the peer must not see the project's packages.
         base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
+        subprocess.run([*pip, "-r", str(requirements)], check=True)
 
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    build_once(VENV, digest, build, stamp=".requirements-sha256")
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    build_once(venv, digest, build, stamp=".requirements-sha256")
     return python
+
+
+def peer_python() -> Path:
+    """The Quix Streams venv's interpreter, (re)built when bench/requirements-peer.txt changed."""
+    return venv_python(VENV, REQUIREMENTS)
+
+
+def pathway_python() -> Path:
+    """The Pathway venv's interpreter, (re)built when bench/requirements-pathway.txt changed."""
+    return venv_python(PATHWAY_VENV, PATHWAY_REQUIREMENTS)
 
 
 def run_peer(drain: Drain, *, group: str) -> tuple[dict[str, Any], Counts]:
@@ -91,13 +106,31 @@ def run_peer(drain: Drain, *, group: str) -> tuple[dict[str, Any], Counts]:
     )
 
 
+def run_pathway(drain: Drain, *, group: str, threads: int) -> tuple[dict[str, Any], Counts]:
+    """Drain with bench/pathway_peer.py in the Pathway venv, `threads` engine threads."""
+    python = pathway_python()
+    stem = drain.workdir / f"pathway-{threads}"
+    output = stem.with_suffix(".json")
+    drain.workdir.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(python), str(PROJECT_ROOT / "bench" / "pathway_peer.py"), "--bootstrap",
+        drain.bootstrap, "--topic", drain.topic, "--events", str(drain.count), "--group", group,
+        "--output", str(output), "--out-dir", str(stem.with_suffix(".sinks")),
+        "--grace-seconds", str(drain.grace_seconds), "--windows", *drain.windows,
+    ]  # fmt: skip
+    env = {**os.environ, "PATHWAY_THREADS": str(threads)}
+    log = stem.with_suffix(".log")
+    return run_counting(command, output, log, "the Pathway peer", drain.timeout, env=env)
+
+
 def run_counting(
-    command: list[str], output: Path, log: Path, what: str, timeout: float
-) -> tuple[dict[str, Any], Counts]:
+    command: list[str], output: Path, log: Path, what: str, timeout: float,
+    env: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], Counts]:  # fmt: skip
     """Run a peer that writes JSON with `counts` rows [channel, queue, window, bucket, n]."""
     with log.open("wb") as out:
         done = subprocess.run(
-            command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False, env=env
         )
     if done.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-30:]
@@ -119,4 +152,4 @@ def compare(a: Counts, c: Counts) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(peer_python())
+    print(pathway_python() if "--pathway" in sys.argv[1:] else peer_python())

@@ -2,18 +2,27 @@
 
     python -m bench.run [--events 1000000] [--output bench/results/latest.json]
                         [--chart docs/bench.png] [--latency-rate 5000 --latency-seconds 30]
+                        [--peer-events N] [--pathway-events N] [--no-pathway]
 
 1. preloads one topic with N canonical responses (about 200 bytes each, realistic mix);
 2. (A) ceiling: raw aiokafka getmany + orjson + a plain dict doing the same windowed counts
    (4 segments x 4 window buckets per response);
 3. (B) this project's worker (validation, dedupe, two-stage windows, exporter) on the same topic:
-   time from the worker being ready until the tables hold all N responses;
+   time from the worker being ready until the tables hold all N responses (B_worker, also
+   summed up as B_1_worker); then (B_2_workers) 2 workers in one consumer group on topics of
+   their own: both started and their assignment settled (tests/support/scale.py), then the
+   same N responses produced, timed from the start of that produce until the tables (the
+   worker owning the (all, all) segment) hold all N;
 4. (F) the Faust floor: a bare Faust agent batching the same topic and doing nothing else,
    the most any faust-streaming pipeline drains in one process (bench/faust_floor.py);
 5. (C) the peer: Quix Streams (bench/quix_peer.py, its own venv) doing the same windowed counts
    on the same topic in its own consumer group; its counts must equal A's;
    (D) Kafka Streams 4.1 (bench/kstreams/, Java, built with Maven) doing the same, once with 1
    and once with 2 stream threads; the better one is D; its counts must equal A's too;
+   (E) Pathway (bench/pathway_peer.py, BSL: a benchmark peer only, in its own venv
+   var/bench-venv-pathway) doing the same with 1 and with 2 engine threads (PATHWAY_THREADS),
+   the better one is E, on the first `--pathway-events` responses like C; its counts must
+   equal A's; `--no-pathway` skips it (E_pathway and ratio_B_over_E are then null);
 6. produce-to-/metrics latency p50/p99 of a fresh worker at a fixed offered load (bench/latency.py);
 7. worker RSS against live window keys (bench/memory.py);
 8. writes the JSON result and a PNG chart next to it (and to --chart when given).
@@ -31,6 +40,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,11 +55,12 @@ from bench.faust_floor import floor_run
 from bench.kstreams_peer import run_kstreams
 from bench.latency import latency_run
 from bench.memory import memory_run, rss_bytes
-from bench.peer import Counts, Drain, compare, run_peer
+from bench.peer import Counts, Drain, compare, run_pathway, run_peer
 from bench.workload import responses
 from stream.kpi.windows import LONGEST, WINDOWS
 from stream.pipeline.topics import ensure_topics
 from stream.settings import PROJECT_ROOT, KafkaSettings, Settings
+from tests.support.scale import wait_settled
 from tests.support.worker import Worker
 
 WIDTHS = {w.name: w.width for w in WINDOWS}
@@ -132,6 +143,50 @@ async def worker_run(
             "kpi_request_seconds_after_drain": kpi_seconds}  # fmt: skip
 
 
+async def workers_run(
+    kafka: KafkaSettings, stem: str, messages: list[tuple[bytes, bytes]], workdir: Path,
+    workers: int = 2,
+) -> dict[str, Any]:  # fmt: skip
+    """(B) with `workers` workers in one consumer group, on topics of their own: started and
+    settled first (no rebalance during the drain), then the N responses produced and drained."""
+    prefix = f"{stem.rstrip('.')}w{workers}."
+    settings = Settings(topic_prefix=prefix)
+    await ensure_topics(settings, kafka)
+    group = [Worker(bootstrap=kafka.bootstrap_servers, prefix=prefix, app_id=f"{prefix}app",
+                    data_dir=workdir / f"workers{workers}-{i}",
+                    extra_env={"CX_SNAPSHOT_INTERVAL": "3600"})
+             for i in range(workers)]  # fmt: skip
+    count = len(messages)
+    try:
+        await asyncio.gather(*(asyncio.to_thread(w.start, 0, 180) for w in group))
+        await wait_settled(group, prefix, f"{prefix}app", timeout=180)
+        pids = [w.process.pid for w in group if w.process is not None]
+        cpu_before = [cpu_seconds(pid) for pid in pids]
+        began = time.perf_counter()
+        produce_s = await preload(kafka.bootstrap_servers, settings.topic("responses"), messages)
+        # Each worker answers /kpi for the segments it owns: (all, all) is on one of them.
+        while (final := max(counted(w) for w in group)) < count:
+            for worker in group:
+                if worker.process is not None and worker.process.poll() is not None:
+                    raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
+            await asyncio.sleep(0.5)
+        elapsed = time.perf_counter() - began
+        cpu = [cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before, strict=True)]
+    finally:
+        for worker in group:
+            worker.stop()
+    return {"workers": workers, "events": final, "seconds": elapsed,
+            "events_per_s": count / elapsed, "produce_seconds_within": produce_s,
+            "cpu_seconds": sum(cpu), "cpu_seconds_per_worker": cpu,
+            "cpu_us_per_message_drain": sum(cpu) / count * 1e6}  # fmt: skip
+
+
+def one_worker(b: dict[str, Any]) -> dict[str, Any]:
+    """B_1_worker: the headline figures of B_worker (the 1-worker run), beside B_2_workers."""
+    keys = ("events", "seconds", "events_per_s", "cpu_seconds", "cpu_us_per_message_drain")
+    return {"workers": 1, **{key: b[key] for key in keys}}
+
+
 def peer_drain(kafka: KafkaSettings, topic: str, count: int, late_grace: int,
                workdir: Path) -> Drain:  # fmt: skip
     """The peers' job: the worker's windows, and its lateness horizon as their grace, so that
@@ -148,16 +203,26 @@ def peer_run(drain: Drain, prefix: str, a_counts: Counts) -> dict[str, Any]:
     return c | compare(a_counts, c_counts)
 
 
-def kstreams_run(drain: Drain, prefix: str, a_counts: Counts) -> dict[str, Any]:
-    """(D): Kafka Streams with 1 and with 2 stream threads (own application ids); the better."""
+def best_of_threads(
+    run: Callable[[int], tuple[dict[str, Any], Counts]], a_counts: Counts
+) -> dict[str, Any]:
+    """A peer run with 1 and with 2 threads, each checked against A; the better is the peer."""
     runs = {}
     for threads in (1, 2):
-        d, d_counts = run_kstreams(drain, app_id=f"{prefix}kstreams{threads}", threads=threads)
-        runs[f"threads_{threads}"] = d | compare(a_counts, d_counts)
+        out, counts = run(threads)
+        runs[f"threads_{threads}"] = out | compare(a_counts, counts)
     best = max(runs.values(), key=lambda run: run["events_per_s"])
     return {"events_per_s": best["events_per_s"], "best_threads": best["threads"],
             "counts_equal_A": all(run["counts_equal_A"] for run in runs.values()),
             **runs}  # fmt: skip
+
+
+def kstreams_run(drain: Drain, prefix: str, a_counts: Counts) -> dict[str, Any]:
+    """(D): Kafka Streams with 1 and with 2 stream threads (own application ids); the better."""
+    return best_of_threads(
+        lambda threads: run_kstreams(drain, app_id=f"{prefix}kstreams{threads}", threads=threads),
+        a_counts,
+    )
 
 
 def latency_p99s(
@@ -171,6 +236,20 @@ def latency_p99s(
     return out
 
 
+async def own_drain(
+    kafka: KafkaSettings, prefix: str, tag: str, events: int, late_grace: int, workdir: Path
+) -> tuple[Drain, Counts, dict[str, Any]]:
+    """The first `events` responses of the same workload on a topic of the peer's own, counted
+    by A there too (the peer's counts must equal A's on what it read)."""
+    own = Settings(topic_prefix=f"{prefix.rstrip('.')}{tag}.")
+    await ensure_topics(own, kafka)
+    peer_topic = own.topic("responses")
+    await preload(kafka.bootstrap_servers, peer_topic, responses(events))
+    a_own, own_counts = await ceiling(kafka.bootstrap_servers, peer_topic, events)
+    drain = peer_drain(kafka, peer_topic, events, late_grace, workdir)
+    return drain, own_counts, {"A_on_its_run_events_per_s": a_own["events_per_s"]}
+
+
 async def quix_run(kafka: KafkaSettings, args: argparse.Namespace, prefix: str, topic: str,
                    a_counts: Counts, late_grace: int, workdir: Path) -> dict[str, Any]:  # fmt: skip
     """(C) on the first `--peer-events` responses of the same workload, preloaded to a topic of
@@ -179,15 +258,34 @@ async def quix_run(kafka: KafkaSettings, args: argparse.Namespace, prefix: str, 
     if events >= args.events:
         drain = peer_drain(kafka, topic, args.events, late_grace, workdir)
         return peer_run(drain, prefix, a_counts) | {"events_of_its_run": args.events}
-    own = Settings(topic_prefix=f"{prefix.rstrip('.')}quix.")
-    await ensure_topics(own, kafka)
-    peer_topic = own.topic("responses")
-    await preload(kafka.bootstrap_servers, peer_topic, responses(events))
-    a_own, own_counts = await ceiling(kafka.bootstrap_servers, peer_topic, events)
-    drain = peer_drain(kafka, peer_topic, events, late_grace, workdir)
-    return peer_run(drain, f"{prefix}own", own_counts) | {
-        "events_of_its_run": events, "A_on_its_run_events_per_s": a_own["events_per_s"],
-    }  # fmt: skip
+    drain, own_counts, extra = await own_drain(kafka, prefix, "quix", events, late_grace, workdir)
+    return peer_run(drain, f"{prefix}own", own_counts) | {"events_of_its_run": events, **extra}
+
+
+def pathway_threads(drain: Drain, prefix: str, a_counts: Counts) -> dict[str, Any]:
+    """(E): Pathway with 1 and with 2 engine threads (own consumer groups); the better."""
+    return best_of_threads(
+        lambda threads: run_pathway(drain, group=f"{prefix}pathway{threads}", threads=threads),
+        a_counts,
+    )
+
+
+async def pathway_run(
+    kafka: KafkaSettings, args: argparse.Namespace, prefix: str, topic: str, a_counts: Counts,
+    late_grace: int, workdir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """(E) on the first `--pathway-events` responses, like C (the whole topic when N <= that)."""
+    events = min(args.events, 200_000) if args.pathway_events is None else args.pathway_events
+    if events >= args.events:
+        drain = peer_drain(kafka, topic, args.events, late_grace, workdir)
+        return pathway_threads(drain, prefix, a_counts) | {"events_of_its_run": args.events}
+    drain, own_counts, extra = await own_drain(
+        kafka, prefix, "pathway", events, late_grace, workdir
+    )
+    return pathway_threads(drain, f"{prefix}own", own_counts) | {
+        "events_of_its_run": events,
+        **extra,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -213,6 +311,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "here, so 1M would take half an hour; its counts are checked against A on that topic",
     )  # fmt: skip
     parser.add_argument(
+        "--pathway-events", type=int,
+        help="responses of E's own run (default min(N, 200000)), like --peer-events for C",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-pathway", action="store_true",
+        help="skip E (Pathway, its own 1.6 GB venv): the smoke test does",
+    )  # fmt: skip
+    parser.add_argument(
         "--simulate-rate", type=float, default=200.0,
         help="the steady-load CPU phase's `simulate --rate` (0 skips)",
     )  # fmt: skip
@@ -234,10 +340,18 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     preload_s = await preload(kafka.bootstrap_servers, topic, messages)
     a, a_counts = await ceiling(kafka.bootstrap_servers, topic, args.events)
     b = await worker_run(kafka.bootstrap_servers, prefix, args.events, workdir)
+    b2 = await workers_run(kafka, prefix, messages, workdir, workers=2)
     f = floor_run(topic, args.events, f"{prefix}floor", workdir)
     drain = peer_drain(kafka, topic, args.events, settings.late_grace_seconds, workdir)
     d = kstreams_run(drain, prefix, a_counts)
     c = await quix_run(kafka, args, prefix, topic, a_counts, settings.late_grace_seconds, workdir)
+    e = (
+        None
+        if args.no_pathway
+        else await pathway_run(
+            kafka, args, prefix, topic, a_counts, settings.late_grace_seconds, workdir
+        )
+    )
     latency = await latency_run(
         kafka, args.latency_rate, args.latency_seconds, args.scrape_interval, workdir
     )
@@ -262,14 +376,19 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "preload_seconds": preload_s,
         "A_ceiling": a,
         "B_worker": b,
+        "B_1_worker": one_worker(b),
+        "B_2_workers": b2,
         "C_quixstreams": c,
         "D_kafkastreams": d,
+        "E_pathway": e,
         "F_faust_floor": f,
         "ratio_B_over_A": b["events_per_s"] / a["events_per_s"],
         "ratio_F_over_A": f["events_per_s"] / a["events_per_s"],
         "ratio_B_over_F": b["events_per_s"] / f["events_per_s"],
         "ratio_B_over_C": b["events_per_s"] / c["events_per_s"],
         "ratio_B_over_D": b["events_per_s"] / d["events_per_s"],
+        "ratio_B_over_E": b["events_per_s"] / e["events_per_s"] if e is not None else None,
+        "ratio_B_2_workers_over_B_1_worker": b2["events_per_s"] / b["events_per_s"],
         "records_per_event": b["records_per_event"],
         "aggregate_records_per_event": b["aggregate_records_per_event"],
         "latency": latency,
