@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, MutableMapping
 
-from stream.aggregation.messages import BucketState, Partial
+from stream.aggregation.messages import BucketState, Entry, Partial
 from stream.kpi import sci, summary
 from stream.kpi.segments import (
     CHURN,
@@ -88,6 +88,17 @@ class KeyPlan:
             self._kinds[segment] = kind
         return kind
 
+    def entry_keys(self, stored: str, entry: Entry) -> list[bytes]:
+        """The keys an entry lands in: every live bucket of its event time, or the one
+        bucket a batch's sum names (none once that bucket left its window)."""
+        if entry.window < 0:
+            return self.keys(stored, entry.t)
+        if entry.window == len(WINDOWS):
+            return [bucket_key(stored, ALL_TIME, 0)]
+        window = WINDOWS[entry.window]
+        bucket = window.bucket(entry.t)
+        return [bucket_key(stored, window.name, bucket)] if window.live(bucket, self.now) else []
+
     def keys(self, stored: str, t: float) -> list[bytes]:
         live = self._live.get(t)
         if live is None:
@@ -124,7 +135,7 @@ def apply_partial(
     for entry in partial.entries:
         stored, member, kind = plan.segment(entry.segment)
         offset, delta = entry.offset, entry.delta
-        for key in plan.keys(stored, entry.t):
+        for key in plan.entry_keys(stored, entry):
             state = states.get(key)
             if state is None:
                 state = states[key] = BucketState(initial_vector(stored), {})

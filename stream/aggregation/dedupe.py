@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stream.aggregation.messages import Contribution, Entry, IdState
 from stream.kpi import summary
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):  # one per message: a tuple is the cheapest immutable record
     outcome: str  # accepted | revised | duplicate | replayed
     entries: list[Entry]
     state: IdState | None  # the state to store, None when unchanged

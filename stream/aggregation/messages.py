@@ -12,12 +12,16 @@ from stream.kpi.segments import group_of, is_customer, shard_of
 
 
 class Entry(msgspec.Struct, array_like=True):
-    """One delta of one source message for one segment at one event time."""
+    """One delta for one segment at one event time: of one source message (`window` -1: it
+    lands in every window's live bucket of `t`), or a batch's sum for one bucket of one window
+    (`window` the index into WINDOWS, `t` the bucket's start; len(WINDOWS): the churn segment's
+    all-time totals), stream/aggregation/batch_sums.py."""
 
     offset: int
     segment: str
     t: float  # event time, Unix seconds
     delta: list[float]  # sparse: [slot, value, slot, value, ...]
+    window: int = -1
 
 
 class Partial(msgspec.Struct, array_like=True):
@@ -33,10 +37,9 @@ MAX_ENTRIES = 4000
 
 
 def split_partial(partial: Partial, max_entries: int = MAX_ENTRIES) -> list[Partial]:
-    """`partial` as consecutive partials of at most `max_entries` entries (more when one
-    source message has more), never splitting one offset's entries: stage 2 compares an
-    entry with its key's mark as it stood before the partial, so a revision's removal and
-    addition must travel together."""
+    """`partial` as consecutive partials of at most `max_entries` entries (more when entries
+    must stay `together`): stage 2 compares an entry with its key's mark as it stood before the
+    partial, so a revision's removal and addition must travel together."""
     entries = partial.entries
     if len(entries) <= max_entries:
         return [partial]
@@ -44,11 +47,20 @@ def split_partial(partial: Partial, max_entries: int = MAX_ENTRIES) -> list[Part
     start = 0
     while start < len(entries):
         end = min(start + max_entries, len(entries))
-        while end < len(entries) and entries[end].offset == entries[end - 1].offset:
+        while end < len(entries) and together(entries[end - 1], entries[end]):
             end += 1
         out.append(Partial(partial.src, entries[start:end]))
         start = end
     return out
+
+
+def together(first: Entry, second: Entry) -> bool:
+    """Whether two consecutive entries must travel in one record: those of one source message
+    (a revision's removal and addition), and a batch's sums (one tag), except customers' sums,
+    which each reach a state of their own."""
+    if first.offset != second.offset:
+        return False
+    return not (second.window >= 0 and is_customer(first.segment) and is_customer(second.segment))
 
 
 class Contribution(msgspec.Struct, array_like=True):

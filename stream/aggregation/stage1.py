@@ -4,10 +4,11 @@ One batch holds consecutive records of one source partition. The plan says what 
 must send (partials per stage-2 partition, follow-ups, dead letters, re-published mis-keyed
 messages) and which id states to write, one per id however often it occurs in the batch.
 
-Pre-aggregation (before the keyed hop to stage 2): the entries of a batch's new decisions are
-summed per (segment, 15 s bucket), which is one bucket of every window, and tagged with the
-batch's last offset L. A queue or agent that gets half of all answers then costs stage 2 one
-entry per batch, not one per answer. Stage 2 applies an entry once per key and source (its
+Pre-aggregation (before the keyed hop to stage 2): the contributions of a batch's new
+decisions are summed per (segment, window, bucket) (stream/aggregation/batch_sums.py) and
+tagged with the batch's last offset L. A queue or agent that gets half of all answers then
+costs stage 2 one entry per live bucket and batch, not one per answer, for live traffic and
+for a backfill spread over days alike. Stage 2 applies an entry once per key and source (its
 offset above the key's mark), so summing is only safe for offsets no earlier attempt may
 have sent, under another cut: before sending a batch's partials, the agent records "every
 offset up to L may have been sent" (the in-flight mark, `inflight_until`), and a batch that
@@ -17,11 +18,12 @@ replays always do (stream/aggregation/dedupe.py).
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from stream.aggregation.batch_sums import BatchSums
 from stream.aggregation.dedupe import Decision
 from stream.aggregation.followups import followup_of
 from stream.aggregation.messages import (
@@ -33,12 +35,12 @@ from stream.aggregation.messages import (
 )
 from stream.channels import Rejected, TimeLimits
 from stream.channels.guard import guarded
+from stream.kpi.segments import group_of
 from stream.models import SurveyResponse
 from stream.models.followup import Followup
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     """A decoded stage-1 message: its id, and how to decide it against the id's state."""
 
     key: bytes
@@ -49,94 +51,76 @@ class Parsed:
 Parser = Callable[[bytes, TimeLimits], Parsed | Rejected]
 
 
-SUM_BUCKET = 15  # seconds: the finest window bucket, which every coarser one contains
-Sum = tuple[float, list[float], dict[int, float] | None]
-
-
-def _sparse(slots: dict[int, float]) -> list[float]:
-    out: list[float] = []
-    for slot in sorted(slots):
-        out += (slot, slots[slot])
-    return out
-
-
 class PartialsBuilder:
-    """The entries of one batch bound for each stage-2 partition: one per message (`add`),
-    or summed per (segment, 15 s bucket) (`add_summed`).
+    """The entries of one batch bound for each stage-2 partition: one per message (`add`), or
+    the batch's sums per (segment, window, bucket) (`add_summed`, stream/aggregation/
+    batch_sums.py), all tagged with the batch's last offset.
 
-    Sums of one *generation* travel in one record per partition, tagged with the offset of
-    the generation's last message: a record holds every sum that reaches a state record (two
-    15 s buckets of one 12 h bucket, the members of one group), which split apart would find
-    the state marked by the first half. A generation ends when a partition's sums reach
-    `max_entries` (after a whole message: its removal and addition stay together), so a record
-    stays far below the broker's 1 MB limit; the next generation has a higher tag.
+    Sums are split into records of about `max_entries` only between different state records:
+    the sums that reach one state record (the members of one group in one bucket) carry the
+    same tag, and split apart the second half would find the state marked by the first.
     """
 
     def __init__(
-        self, owner_of: Callable[[str], int], src: str, max_entries: int = MAX_ENTRIES
-    ) -> None:
+        self, owner_of: Callable[[str], int], src: str, now: float = 0.0, shards: int = 1,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:  # fmt: skip
         self.owner_of = owner_of
         self.src = src
+        self.shards = shards
         self.max_entries = max_entries
         self.single: dict[int, list[Entry]] = defaultdict(list)
-        # dest -> (segment, 15 s bucket) -> (t, first delta, merged slots once a second came)
-        self.sums: dict[int, dict[tuple[str, int], Sum]] = defaultdict(dict)
-        self.sealed: dict[int, list[Partial]] = defaultdict(list)
+        self.sums = BatchSums(now)
 
     def add(self, entries: list[Entry]) -> None:
         for entry in entries:
             self.single[self.owner_of(entry.segment)].append(entry)
 
-    def add_summed(self, entries: list[Entry], offset: int) -> None:
-        """Add one message's entries (at `offset`) to the current generation's sums."""
-        full = False
-        for entry in entries:
-            sums = self.sums[self.owner_of(entry.segment)]
-            key = (entry.segment, math.floor(entry.t / SUM_BUCKET))
-            found = sums.get(key)
-            if found is None:
-                # The first delta of a key is kept as it is: a backfill spread over days
-                # rarely meets a key twice in one batch, and pays no merging then.
-                sums[key] = (entry.t, entry.delta, None)
-                full = full or len(sums) >= self.max_entries
-                continue
-            t, first, slots = found
-            if slots is None:
-                slots = {int(first[i]): first[i + 1] for i in range(0, len(first), 2)}
-                sums[key] = (t, first, slots)
-            delta = entry.delta
-            for i in range(0, len(delta), 2):
-                slot = int(delta[i])
-                slots[slot] = slots.get(slot, 0.0) + delta[i + 1]
-        if full:
-            self.seal(offset)
-
-    def seal(self, offset: int) -> None:
-        """End the current generation: its sums become one record per partition at `offset`."""
-        for dest, sums in self.sums.items():
-            if sums:
-                entries = [
-                    Entry(offset, segment, t, first if slots is None else _sparse(slots))
-                    for (segment, _), (t, first, slots) in sums.items()
-                ]
-                self.sealed[dest].append(Partial(self.src, entries))
-        self.sums.clear()
+    def add_summed(self, state: IdState) -> None:
+        """Add a decision's transition: its new contribution, less the one it replaces."""
+        if state.previous is not None:
+            self.sums.add(state.previous, -1)
+        if state.current is not None:
+            self.sums.add(state.current)
 
     @property
     def summed(self) -> bool:
-        return bool(self.sealed) or any(self.sums.values())
+        return len(self.sums) > 0
 
     def records(self, last_offset: int) -> dict[int, list[Partial]]:
         """Per stage-2 partition, its partials in sending order: the one-per-message entries
-        first (their offsets are below every generation's tag), then the generations."""
-        self.seal(last_offset)
+        first (their offsets are at or below the sums' tag), then the sums."""
+        sums: dict[int, list[Entry]] = defaultdict(list)
+        for entry in self.sums.entries(last_offset):
+            sums[self.owner_of(entry.segment)].append(entry)
         out: dict[int, list[Partial]] = {}
-        for dest in self.single.keys() | self.sealed.keys():
+        for dest in self.single.keys() | sums.keys():
             single = split_partial(Partial(self.src, self.single.get(dest, [])), self.max_entries)
-            records = [r for r in single if r.entries] + self.sealed.get(dest, [])
+            chunks = split_sums(sums.get(dest, []), self.max_entries, self.shards)
+            records = [r for r in single if r.entries] + [Partial(self.src, c) for c in chunks]
             if records:
                 out[dest] = records
         return out
+
+
+def split_sums(entries: list[Entry], max_entries: int, shards: int) -> list[list[Entry]]:
+    """`entries` (sums of one tag) in chunks of about `max_entries`, never splitting the
+    sums of one state record (segment or group, window, bucket)."""
+    if len(entries) <= max_entries:
+        return [entries] if entries else []
+
+    def record(entry: Entry) -> tuple[str, int, float]:
+        group = group_of(entry.segment, shards)
+        return (entry.segment if group is None else group[0], entry.window, entry.t)
+
+    ordered = sorted(entries, key=record)
+    chunks: list[list[Entry]] = [[]]
+    for previous, entry in zip([None, *ordered], ordered, strict=False):
+        chunk = chunks[-1]
+        if len(chunk) >= max_entries and previous is not None and record(previous) != record(entry):
+            chunks.append(chunk := [])
+        chunk.append(entry)
+    return chunks
 
 
 @dataclass
@@ -162,6 +146,7 @@ def plan_batch(
     owner_of: Callable[[str], int],
     followup_max_age: float = 48 * 3600.0,
     inflight_until: int = -1,
+    shards: int = 1,
 ) -> Stage1Plan:
     """Plan a batch of `(offset, value)` records of source `src` ("topic:partition").
 
@@ -170,14 +155,15 @@ def plan_batch(
     lives in another partition is re-published there: every message of an id then comes
     from one partition in one order, which a replay after a crash repeats. A batch starting
     at or before `inflight_until` (the in-flight mark) sends one entry per message.
+    `shards`: the stage-2 partitions (agents' group records are one per partition).
     """
     plan = Stage1Plan()
-    builder = PartialsBuilder(owner_of, src)
+    now = limits.now.timestamp()
+    builder = PartialsBuilder(owner_of, src, now, shards)
     # A batch that reaches back into the in-flight range sends nothing summed: its sums could
     # overlap what an earlier attempt sent summed under another cut. Replays (below) never
     # sum: their entries are no-ops, which a lost record of them must stay.
     summing = bool(records) and records[0][0] > inflight_until
-    now = limits.now.timestamp()
     parsed: list[tuple[int, Parsed]] = []
     for index, (offset, value) in enumerate(records):
         outcome = guarded(parse, value, limits)
@@ -198,7 +184,8 @@ def plan_batch(
         if decision.state is not None:
             states[p.key] = plan.states[p.key] = decision.state
         if summing and decision.outcome in ("accepted", "revised"):
-            builder.add_summed(decision.entries, offset)
+            assert decision.state is not None
+            builder.add_summed(decision.state)
         else:
             builder.add(decision.entries)
         if decision.outcome in ("accepted", "revised") and p.response is not None:

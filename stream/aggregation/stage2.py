@@ -17,7 +17,7 @@ def keys_touched(partials: Iterable[Partial], plan: KeyPlan) -> set[bytes]:
     keys: set[bytes] = set()
     for partial in partials:
         for entry in partial.entries:
-            keys.update(plan.keys(plan.segment(entry.segment)[0], entry.t))
+            keys.update(plan.entry_keys(plan.segment(entry.segment)[0], entry))
     return keys
 
 

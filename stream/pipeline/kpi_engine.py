@@ -226,6 +226,7 @@ class KpiEngine:
             src, partition, [(r.offset, r.value) for r in batch.records], parse,
             app.settings.time_limits(), functools.partial(table.get_many, partition),
             self.home_of, self.owner_of, app.settings.followup_max_age, inflight_until=mark,
+            shards=self.partitions,
         )  # fmt: skip
 
     async def _commit_plan(

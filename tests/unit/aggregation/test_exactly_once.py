@@ -161,10 +161,11 @@ def run_stage1(
         pending: dict[str, IdState] = {}
         # As stream.aggregation.stage1.plan_batch: new decisions summed, unless the batch
         # reaches back into the in-flight range.
-        # Tiny records: partials split (between offsets, or into generations) all the time.
+        # Tiny records: partials split (between offsets, or between state records) all the time.
         builder = PartialsBuilder(
-            lambda segment: owner_partition(segment, DESTINATIONS), src, draw(st.integers(1, 8))
-        )
+            lambda segment: owner_partition(segment, DESTINATIONS), src, NOW,
+            max_entries=draw(st.integers(1, 8)),
+        )  # fmt: skip
         summing = batch[0][0] > inflight
         for offset, answer in batch:
             response = answer.response
@@ -173,7 +174,7 @@ def run_stage1(
             if decision.state is not None:
                 pending[response.response_id] = decision.state
             if summing and decision.outcome in ("accepted", "revised"):
-                builder.add_summed(decision.entries, offset)
+                builder.add_summed(decision.state)
             else:
                 builder.add(decision.entries)
         records = builder.records(batch[-1][0])

@@ -4,14 +4,20 @@ to the same totals either way."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
+from stream.aggregation.batch_sums import ALL_TIME_TARGET, BatchSums
 from stream.aggregation.buckets import KeyPlan, apply_partial, window_vectors
 from stream.aggregation.dedupe import decide_revision
-from stream.aggregation.messages import BucketState
+from stream.aggregation.messages import BucketState, Contribution, Entry, Partial, split_partial
 from stream.aggregation.stage1 import Parsed, PartialsBuilder, Stage1Plan, plan_batch
 from stream.channels import TimeLimits
-from stream.kpi.segments import response_segments
+from stream.kpi import summary
+from stream.kpi.segments import CHURN
+from stream.kpi.windows import WINDOWS
 from stream.models import Scores, SurveyResponse
 from tests.unit.aggregation.test_followups import contribution
 
@@ -50,18 +56,61 @@ def totals(plan: Stage1Plan) -> dict[tuple[str, str], list[float]]:
     return window_vectors(states, NOW.timestamp())
 
 
-def test_a_batch_sends_one_sum_per_segment_and_bucket() -> None:
+def test_a_batch_sends_one_sum_per_segment_window_and_bucket() -> None:
     summed = plan(range(100, 200))
     entries = [e for partials in summed.partials.values() for p in partials for e in p.entries]
     assert summed.summed and {e.offset for e in entries} == {199}  # tagged with the last offset
-    segments = [e.segment for e in entries]
-    assert segments.count("q|all|all") == 1 and segments.count("a|hot") == 1
-    assert len(entries) == len(set(segments))  # all answers fall in one 15 s bucket
+    # all answers fall in one bucket of each window: one sum per segment and window
+    targets = [(e.segment, e.window) for e in entries]
+    assert len(targets) == len(set(targets))
+    assert sorted(w for segment, w in targets if segment == "q|all|all") == [0, 1, 2, 3]
+    assert sum(1 for segment, _ in targets if segment == "a|hot") == len(WINDOWS)
     # the same totals as one entry per message
     single = plan(range(100, 200), inflight_until=100)
     assert not single.summed
     assert len([e for ps in single.partials.values() for p in ps for e in p.entries]) == 500
     assert totals(summed) == totals(single)
+
+
+def test_a_backfill_over_days_folds_into_the_buckets_of_the_long_windows() -> None:
+    builder = PartialsBuilder(lambda segment: 0, "t:0", NOW.timestamp())
+    single = PartialsBuilder(lambda segment: 0, "t:0")
+    for offset in range(600):
+        r = msgspec.structs.replace(answer(offset), occurred_at=NOW - timedelta(hours=offset / 4))
+        decision = decide_revision(None, "t:0", offset, 0, contribution(r))
+        builder.add_summed(decision.state)
+        single.add(decision.entries)
+    (records,) = builder.records(599).values()
+    entries = [e for r in records for e in r.entries]
+    # 150 h of answers, 4 an hour: 14 buckets of 12 h in the 7 d window, 25 of 1 h in 24 h
+    # (one past the live range), 5 of 5 min in 1h, 1 in 5m: per segment, not per answer
+    per_window = Counter(e.window for e in entries if e.segment == "q|all|all")
+    assert per_window == {3: 14, 2: 25, 1: 5, 0: 1}
+    assert totals(Stage1Plan(partials=builder.records(599))) == totals(
+        Stage1Plan(partials=single.records(599))
+    )
+
+
+def test_sums_that_cancel_out_are_still_sent_to_mark_their_state() -> None:
+    # a revision that moves an answer back where it was sums to zero in that bucket; the
+    # zero sum carries the tag, so that a re-read sending one entry per message skips it
+    builder = PartialsBuilder(lambda segment: 0, "t:0", NOW.timestamp())
+    first = decide_revision(None, "t:0", 1, 0, contribution(answer(1)))
+    assert first.state is not None
+    builder.add_summed(first.state)
+    builder.sums.add(first.state.current, -1)  # as a later revision in the batch would
+    (records,) = builder.records(9).values()
+    entries = [e for r in records for e in r.entries]
+    assert entries and all(e.delta == [] and e.offset == 9 for e in entries)
+
+
+def test_churn_sums_also_reach_the_all_time_totals() -> None:
+    change = Contribution(NOW.timestamp() - 30 * 86400, [CHURN], [summary.ACTIVATIONS, 1])
+    sums = BatchSums(NOW.timestamp())
+    sums.add(change)
+    sums.add(change)
+    (entry,) = sums.entries(7)  # a month old: in no window's live bucket, but all-time
+    assert (entry.segment, entry.window, entry.delta) == (CHURN, ALL_TIME_TARGET, [31, 2.0])
 
 
 def test_a_batch_reaching_back_to_the_in_flight_mark_sends_one_entry_per_message() -> None:
@@ -70,22 +119,31 @@ def test_a_batch_reaching_back_to_the_in_flight_mark_sends_one_entry_per_message
     assert not plan(range(10, 20), inflight_until=500).summed
 
 
-def test_large_batches_sum_in_generations_of_bounded_records() -> None:
-    builder = PartialsBuilder(lambda segment: 0, "t:0", max_entries=3)
+def test_large_batches_split_their_sums_between_state_records_only() -> None:
+    builder = PartialsBuilder(lambda segment: 0, "t:0", NOW.timestamp(), max_entries=3)
     single = PartialsBuilder(lambda segment: 0, "t:0")
     for offset in range(0, 60):
         decision = decide_revision(None, "t:0", offset, 0, contribution(answer(offset)))
-        builder.add_summed(decision.entries, offset)
+        builder.add_summed(decision.state)
         single.add(decision.entries)
     (records,) = builder.records(59).values()
     assert len(records) > 1
-    message = len(response_segments("sms", "billing", "hot"))
-    assert all(len(r.entries) < 3 + message for r in records)  # one message past the bound
-    tags = [r.entries[0].offset for r in records]
-    assert tags == sorted(set(tags)) and all(
-        len({e.offset for e in r.entries}) == 1 for r in records
-    )
+    assert {e.offset for r in records for e in r.entries} == {59}
+    # the members of one group record (sms queues) travel together, in one record
+    for window in range(len(WINDOWS)):
+        holding = [r for r in records if any(e.segment.startswith("q|sms|") and
+                   e.segment != "q|sms|all" and e.window == window for e in r.entries)]  # fmt: skip
+        assert len(holding) == 1
     # the same totals as one entry per message
     assert totals(Stage1Plan(partials=builder.records(59))) == totals(
         Stage1Plan(partials=single.records(59))
     )
+
+
+def test_customers_sums_split_anywhere_other_entries_of_one_offset_stay_together() -> None:
+    customers = [Entry(9, f"c|{i}", 0.0, [33, 60, 34, 1], 3) for i in range(10)]
+    queue = [Entry(9, f"q|sms|{name}", 0.0, [0, 1], 3) for name in ("a", "b", "c")]
+    pieces = split_partial(Partial("t:0", customers + queue), max_entries=4)
+    assert [len(p.entries) for p in pieces] == [4, 4, 5]  # the queues' sums stay together
+    message = [Entry(9, f"c|{i}", 0.0, [33, 60], -1) for i in range(6)]  # one message's entries
+    assert len(split_partial(Partial("t:0", message), max_entries=4)) == 1
