@@ -229,6 +229,9 @@ class Settings(BaseSettings):
     session_timeout: float = 10.0
     # Seconds between two sweeps that forget ids whose answer left every window.
     id_sweep_interval: float = 3600.0
+    # Allocations between two young-generation garbage collections (Python's default is 700;
+    # 0 keeps it). A batch allocates objects by the thousand, and each collection walks them.
+    gc_threshold: int = 50_000
     # Bearer token of the /ingest endpoints; empty: ingestion disabled.
     ingest_token: SecretStr = SecretStr("")
     # Largest accepted /ingest request body.
