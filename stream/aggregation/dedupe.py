@@ -10,8 +10,17 @@ from stream.kpi import summary
 
 class Decision(NamedTuple):  # one per message: a tuple is the cheapest immutable record
     outcome: str  # accepted | revised | duplicate | replayed
-    entries: list[Entry]
+    replayed: list[Entry]  # a replay's entries; [] for every other outcome
     state: IdState | None  # the state to store, None when unchanged
+    offset: int = -1  # the message's, for accepted and revised decisions
+
+    @property
+    def entries(self) -> list[Entry]:
+        """The entries one message sends: an accepted or revised decision's transition, built
+        only when asked (a summed batch adds the state's contributions instead)."""
+        if self.state is not None and self.outcome in ("accepted", "revised"):
+            return transition_entries(self.offset, self.state)
+        return self.replayed
 
 
 def _entries(offset: int, contribution: Contribution | None, sign: int) -> list[Entry]:
@@ -53,11 +62,11 @@ def decide_revision(
         return replay(state, offset)
     if state is None:
         fresh = IdState(revision, src, offset, new, None)
-        return Decision("accepted", transition_entries(offset, fresh), fresh)
+        return Decision("accepted", [], fresh, offset)
     if revision <= state.revision:
         return Decision("duplicate", [], None)
     revised = IdState(revision, src, offset, new, state.current)
-    return Decision("revised", transition_entries(offset, revised), revised)
+    return Decision("revised", [], revised, offset)
 
 
 def decide_once(state: IdState | None, src: str, offset: int, new: Contribution) -> Decision:
@@ -67,7 +76,7 @@ def decide_once(state: IdState | None, src: str, offset: int, new: Contribution)
     if state is not None:
         return Decision("duplicate", [], None)
     fresh = IdState(0, src, offset, new, None)
-    return Decision("accepted", transition_entries(offset, fresh), fresh)
+    return Decision("accepted", [], fresh, offset)
 
 
 def decide_lifecycle(
@@ -87,4 +96,4 @@ def decide_lifecycle(
     change = Contribution(t, [segment], [slot, 1])
     # `previous` None: each lifecycle change adds to the totals, nothing is replaced.
     new_state = IdState(0 if active else 1, src, offset, change, None)
-    return Decision("accepted", transition_entries(offset, new_state), new_state)
+    return Decision("accepted", [], new_state, offset)
