@@ -35,7 +35,7 @@ from stream.aggregation.messages import (
 )
 from stream.channels import Rejected, TimeLimits
 from stream.channels.guard import guarded
-from stream.kpi.segments import group_of
+from stream.kpi.segments import group_of, is_customer
 from stream.models import SurveyResponse
 from stream.models.followup import Followup
 
@@ -105,21 +105,22 @@ class PartialsBuilder:
 
 def split_sums(entries: list[Entry], max_entries: int, shards: int) -> list[list[Entry]]:
     """`entries` (sums of one tag) in chunks of about `max_entries`, never splitting the
-    sums of one state record (segment or group, window, bucket)."""
+    sums of one state record (segment or group, window, bucket); customers' sums, a state
+    record each, fill the chunks up."""
     if len(entries) <= max_entries:
         return [entries] if entries else []
-
-    def record(entry: Entry) -> tuple[str, int, float]:
-        group = group_of(entry.segment, shards)
-        return (entry.segment if group is None else group[0], entry.window, entry.t)
-
-    ordered = sorted(entries, key=record)
+    customers = [e for e in entries if is_customer(e.segment)]
+    records: dict[tuple[str, int, float], list[Entry]] = defaultdict(list)
+    for entry in entries:
+        if not is_customer(entry.segment):
+            group = group_of(entry.segment, shards)
+            stored = entry.segment if group is None else group[0]
+            records[(stored, entry.window, entry.t)].append(entry)
     chunks: list[list[Entry]] = [[]]
-    for previous, entry in zip([None, *ordered], ordered, strict=False):
-        chunk = chunks[-1]
-        if len(chunk) >= max_entries and previous is not None and record(previous) != record(entry):
-            chunks.append(chunk := [])
-        chunk.append(entry)
+    for record in [*records.values(), *([c] for c in customers)]:
+        if len(chunks[-1]) >= max_entries:
+            chunks.append([])
+        chunks[-1] += record
     return chunks
 
 
