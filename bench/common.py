@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -65,3 +67,54 @@ async def wait_counted(worker: Worker, count: int, poll: float = 0.5) -> None:
         if worker.process is not None and worker.process.poll() is not None:
             raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
         await asyncio.sleep(poll)
+
+
+class ReadProbe:
+    """Times GET /metrics and GET /kpi (the bench's 7 d query) on a worker every `interval`
+    seconds in a thread of its own, as a 1 s Prometheus scrape and a dashboard would: during
+    the drain, then `after()` for what follows it. The read side's p99 per endpoint and phase."""
+
+    def __init__(self, worker: Worker, interval: float = 1.0) -> None:
+        self.worker = worker
+        self.interval = interval
+        self.phase = "during"
+        self.seconds: dict[tuple[str, str], list[float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> ReadProbe:
+        self._thread.start()
+        return self
+
+    def after(self) -> None:
+        self.phase = "after"
+
+    def stop(self) -> dict[str, float | None]:
+        self._stop.set()
+        self._thread.join(timeout=120)
+        return {
+            f"{endpoint}_{phase}": p99(self.seconds.get((endpoint, phase), []))
+            for endpoint in ("metrics", "kpi")
+            for phase in ("during", "after")
+        }
+
+    def _run(self) -> None:
+        paths = {"metrics": "/metrics", "kpi": "/kpi?window=7d"}
+        while not self._stop.wait(self.interval):
+            for endpoint, path in paths.items():
+                began = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(self.worker.url + path, timeout=60) as reply:
+                        reply.read()
+                except OSError:
+                    continue  # 404 before the first count, or the worker stopping
+                phase = self.seconds.setdefault((endpoint, self.phase), [])
+                phase.append(time.perf_counter() - began)
+
+
+def p99(seconds: list[float]) -> float | None:
+    """The 99th percentile in milliseconds (nearest rank), None without samples."""
+    if not seconds:
+        return None
+    ordered = sorted(seconds)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] * 1000

@@ -43,8 +43,12 @@ def batches(events: int, size: int) -> list[tuple[int, list[tuple[int, bytes]]]]
     return out
 
 
-def run(events: int, size: int) -> dict[str, Any]:
+def run(events: int, size: int, gc_threshold: int | None = None) -> dict[str, Any]:
+    """`gc_threshold`: as the worker's CX_GC_THRESHOLD (None: the settings' default)."""
+    from stream.pipeline.app import tune_gc
     from stream.worker import app, engine
+
+    tune_gc(app.settings.gc_threshold if gc_threshold is None else gc_threshold)
 
     work = batches(events, size)
     ids: dict[int, dict[bytes, IdState]] = defaultdict(dict)
@@ -84,8 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=4000)
+    parser.add_argument("--gc-threshold", type=int, help="0: Python's default collections")
     args = parser.parse_args()
-    print(json.dumps(run(args.events, args.batch), indent=2))
+    print(json.dumps(run(args.events, args.batch, args.gc_threshold), indent=2))
 
 
 if __name__ == "__main__":

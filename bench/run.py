@@ -9,10 +9,11 @@
    (4 segments x 4 window buckets per response);
 3. (B) this project's worker (validation, dedupe, two-stage windows, exporter) on the same topic:
    time from the worker being ready until the tables hold all N responses (B_worker, also
-   summed up as B_1_worker); then (B_2_workers) 2 workers in one consumer group on topics of
-   their own: both started and their assignment settled (tests/support/scale.py), then the
-   same N responses produced, timed from the start of that produce until the tables (the
-   worker owning the (all, all) segment) hold all N;
+   summed up as B_1_worker), with /metrics and /kpi timed every second during the drain and
+   for 5 s after it (read_side_p99_ms); then (B_2_workers) 2 workers in one consumer group
+   on topics of their own: both started and their assignment settled
+   (tests/support/scale.py), then the same N responses produced, timed from the start of
+   that produce until the tables (the worker owning the (all, all) segment) hold all N;
 4. (F) the Faust floor: a bare Faust agent batching the same topic and doing nothing else,
    the most any faust-streaming pipeline drains in one process (bench/faust_floor.py);
 5. (C) the peer: Quix Streams (bench/quix_peer.py, its own venv) doing the same windowed counts
@@ -49,7 +50,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.chart import draw
-from bench.common import client_kwargs, counted, preload, wait_counted
+from bench.common import ReadProbe, client_kwargs, counted, preload, wait_counted
 from bench.cpu import cpu_seconds, records_written, steady_load_run
 from bench.faust_floor import floor_run
 from bench.kstreams_peer import run_kstreams
@@ -65,6 +66,7 @@ from tests.support.worker import Worker
 
 WIDTHS = {w.name: w.width for w in WINDOWS}
 RESULTS = PROJECT_ROOT / "bench" / "results"
+READ_AFTER_SECONDS = 5.0  # the read side probed on after the drain (a settled state)
 
 
 async def ceiling(bootstrap: str, topic: str, count: int) -> tuple[dict[str, Any], Counts]:
@@ -117,18 +119,22 @@ async def worker_run(
     worker.start(wait_for_partitions=4, timeout=180)
     assert worker.process is not None
     cpu_before = cpu_seconds(worker.process.pid)
+    probe = ReadProbe(worker).start()
     began = time.perf_counter()
     try:
         await wait_counted(worker, count)
         elapsed = time.perf_counter() - began
         cpu = cpu_seconds(worker.process.pid) - cpu_before
         peak = rss_bytes(worker.process.pid, "VmHWM:")
+        probe.after()
         written = records_written(worker.metrics())
         # One /kpi request once drained: what a scrape of this state costs (see latency).
         asked = time.perf_counter()
         final = counted(worker)
         kpi_seconds = time.perf_counter() - asked
+        await asyncio.sleep(READ_AFTER_SECONDS)
     finally:
+        read_side = probe.stop()
         worker.stop()
     records = await changelog_records(bootstrap, worker.app_id, 4)
     by_topic = {topic: n / count for topic, n in sorted(written.items())}
@@ -140,7 +146,8 @@ async def worker_run(
             "records_per_event_by_topic": by_topic,
             "records_per_event": sum(by_topic[t] for t in internal),
             "aggregate_records_per_event": sum(by_topic.get(t, 0.0) for t in aggregates),
-            "kpi_request_seconds_after_drain": kpi_seconds}  # fmt: skip
+            "kpi_request_seconds_after_drain": kpi_seconds,
+            "read_side_p99_ms": read_side}  # fmt: skip
 
 
 async def workers_run(
@@ -396,6 +403,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "latency_p99_ms": latency_p99s(args, latency, sustained),
         "steady_load": steady,
         "cpu_us_per_message_drain": b["cpu_us_per_message_drain"],
+        "cpu_us_per_event_drain": b["cpu_us_per_message_drain"],
+        "records_per_event_by_topic": b["records_per_event_by_topic"],
+        "read_side_p99_ms": b["read_side_p99_ms"],
         "cpu_us_per_message_at_300_per_s": steady["cpu_us_per_message"] if steady else None,
         "memory": memory,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

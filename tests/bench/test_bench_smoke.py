@@ -71,6 +71,11 @@ def test_bench_smoke_run(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert 0 < by_topic["ids-responses"] < 0.05
     assert 0 < result["aggregate_records_per_event"] < result["records_per_event"]
     assert result["cpu_us_per_message_drain"] > 0
+    assert result["cpu_us_per_event_drain"] == result["cpu_us_per_message_drain"]
+    assert result["records_per_event_by_topic"] == by_topic
+    read_side = result["read_side_p99_ms"]  # /metrics and /kpi timed during and after the drain
+    assert set(read_side) == {"metrics_during", "kpi_during", "metrics_after", "kpi_after"}
+    assert read_side["metrics_after"] > 0 and read_side["kpi_after"] > 0
     steady = result["steady_load"]
     assert steady["messages_per_s"] > 0 and result["cpu_us_per_message_at_300_per_s"] > 0
     latency = result["latency"]
