@@ -21,6 +21,7 @@ from mode import Worker
 
 from stream import faustx
 from stream.channels import Reason
+from stream.kpi.windows import NAMES
 from stream.localkafka import BrokerError, LocalBroker
 from stream.logs import install_kafka_log_filter
 from stream.pipeline.topics import TopicNames, ensure_topics
@@ -334,7 +335,7 @@ async def deadletters(
 
 
 @app.command(
-    option("--window", type=click.Choice(["5m", "1h", "24h", "7d"]), default="1h",
+    option("--window", type=click.Choice(NAMES), default="1h",
            show_default=True),
     option("--channel", type=click.Choice(["ivr", "sms", "email", "web", "all"]), default="all",
            show_default=True),

@@ -36,8 +36,10 @@ from rich.live import Live
 from rich.table import Table
 
 from stream.backfill import backfill
+from stream.kpi.windows import NAMES
 from stream.kpi_cli import KPIS, WINDOW_KPIS, cell
 from stream.localkafka import BrokerError, LocalBroker
+from stream.pipeline.metrics import OUTCOMES
 from stream.pipeline.topics import TopicNames, ensure_topics
 from stream.promstack import (
     DEMO_FOR,
@@ -52,7 +54,7 @@ from stream.settings import PROJECT_ROOT, get_kafka_settings, get_settings
 from stream.simulate import DEGRADED_QUEUE, Simulator, degradation_from, run_simulation
 
 console = Console()
-WINDOWS = ("5m", "1h", "24h", "7d")
+WINDOWS = NAMES
 LOG = PROJECT_ROOT / "var" / "demo-worker.log"
 SEED = 42
 REFRESH = 5.0  # seconds between tables once the worker is ready
@@ -224,7 +226,6 @@ ROWS: tuple[tuple[str, bool], ...] = (
     ("sci_secure_ratio", True),
 )
 ROLLUP = {"channel": "all", "queue": "all"}
-OUTCOMES = ("accepted", "duplicate", "invalid", "opted_out", "revised")
 
 
 def counts_line(samples: Samples, names: TopicNames) -> str:

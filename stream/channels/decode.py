@@ -56,8 +56,3 @@ def decode(raw: bytes, type_: type[T], max_bytes: int) -> T | Rejected:
         return Rejected(Reason.NOT_JSON, "message is not a JSON document")
     except (RecursionError, ValueError, OverflowError):
         return Rejected(Reason.NOT_JSON, "message could not be decoded")
-
-
-def field_path(detail: str) -> str | None:
-    match = _PATH.search(detail)
-    return match.group(1) if match else None

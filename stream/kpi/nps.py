@@ -26,7 +26,6 @@ class Nps:
 
 
 DETRACTOR_MAX = 6  # answers 0..6 are detractors
-PROMOTER_MIN = 9  # answers 9..10 are promoters
 
 
 def is_detractor(score: int) -> bool:

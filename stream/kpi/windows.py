@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,4 +55,8 @@ WINDOWS = (
     Window("7d", 604800, 43200),
 )
 BY_NAME = {window.name: window for window in WINDOWS}
+NAMES = tuple(window.name for window in WINDOWS)
+# The window names as a type (query parameters, snapshot records): the same names, checked here.
+WindowName = Literal["5m", "1h", "24h", "7d"]
+assert get_args(WindowName) == NAMES
 LONGEST = max(WINDOWS, key=lambda w: w.seconds)

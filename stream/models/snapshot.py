@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from stream.kpi.windows import WindowName
 from stream.models.types import Label
 
-WindowName = Literal["5m", "1h", "24h", "7d"]
 SegmentKind = Literal["q", "a", "churn", "sci"]
 KpiName = Annotated[str, msgspec.Meta(pattern="^[a-z0-9_]+$")]
 

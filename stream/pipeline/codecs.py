@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from faust.serializers import codecs
 
-from stream.aggregation.messages import BucketState, Partial
+from stream.aggregation.messages import BucketState
 from stream.aggregation.parts import Part
 
 
@@ -25,12 +25,10 @@ class StructCodec(codecs.Codec):
 
 
 BUCKET_STATE = "cx-bucket-state"
-PARTIAL = "cx-partial"
 PART = "cx-part"
 
 
 def register_codecs() -> None:
     """Faust decodes changelog records with these while it recovers a table."""
     codecs.register(BUCKET_STATE, StructCodec(BucketState))
-    codecs.register(PARTIAL, StructCodec(Partial))
     codecs.register(PART, StructCodec(Part))

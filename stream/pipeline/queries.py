@@ -13,11 +13,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stream.kpi.rows import KpiRow
-from stream.kpi.windows import WINDOWS
+from stream.kpi.windows import WindowName
 
-WINDOW_NAMES = tuple(w.name for w in WINDOWS)
-CHANNELS = ("ivr", "sms", "email", "web", "all")
-Window = Literal["5m", "1h", "24h", "7d"]
 ChannelName = Literal["ivr", "sms", "email", "web", "all"]
 # sort key -> (KPI in the row, the answers it counts)
 SORTS: dict[str, tuple[str, str]] = {
@@ -53,13 +50,13 @@ class At(Query):
 
 
 class SegmentQuery(At):
-    window: Window = "1h"
+    window: WindowName = "1h"
     channel: ChannelName = "all"
     queue: str = Field("all", min_length=1, max_length=64)
 
 
 class RankingQuery(At):
-    window: Window = "1h"
+    window: WindowName = "1h"
     sort: SortName = "nps"
     order: Literal["asc", "desc"] = "asc"  # asc: the worst first
     min_n: int = Field(30, ge=0)
