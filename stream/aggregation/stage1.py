@@ -148,6 +148,7 @@ def plan_batch(
     followup_max_age: float = 48 * 3600.0,
     inflight_until: int = -1,
     shards: int = 1,
+    max_entries: int = MAX_ENTRIES,
 ) -> Stage1Plan:
     """Plan a batch of `(offset, value)` records of source `src` ("topic:partition").
 
@@ -156,11 +157,12 @@ def plan_batch(
     lives in another partition is re-published there: every message of an id then comes
     from one partition in one order, which a replay after a crash repeats. A batch starting
     at or before `inflight_until` (the in-flight mark) sends one entry per message.
-    `shards`: the stage-2 partitions (agents' group records are one per partition).
+    `shards`: the stage-2 partitions (agents' group records are one per partition);
+    `max_entries`: entries per partial record (about).
     """
     plan = Stage1Plan()
     now = limits.now.timestamp()
-    builder = PartialsBuilder(owner_of, src, now, shards)
+    builder = PartialsBuilder(owner_of, src, now, shards, max_entries)
     # A batch that reaches back into the in-flight range sends nothing summed: its sums could
     # overlap what an earlier attempt sent summed under another cut. Replays (below) never
     # sum: their entries are no-ops, which a lost record of them must stay.

@@ -15,11 +15,12 @@ Under those rules the windows must hold exactly the winning revision of every re
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,7 +36,8 @@ from stream.aggregation.messages import (
     Partial,
     owner_partition,
 )
-from stream.aggregation.stage1 import PartialsBuilder
+from stream.aggregation.stage1 import Parsed, plan_batch
+from stream.channels import TimeLimits
 from stream.kpi import report
 from stream.kpi import response as response_kpi
 from stream.kpi import summary as s
@@ -44,6 +46,8 @@ from stream.kpi.windows import WINDOWS
 from stream.models import Acsi, Scores, SurveyResponse
 
 NOW = 1_714_600_000.0
+LIMITS = TimeLimits(now=datetime.fromtimestamp(NOW, UTC), max_future=timedelta(minutes=5),
+                    max_age=timedelta(days=8))  # fmt: skip
 DESTINATIONS = 4
 SOURCES = 2
 POOL = [f"r{i}" for i in range(6)]
@@ -128,6 +132,18 @@ def source_of(response_id: str) -> int:
     return POOL.index(response_id) % SOURCES
 
 
+def parsed(log: Sequence[Answer], raw: bytes, limits: TimeLimits) -> Parsed:
+    """Message `raw` (its offset) of a source's log, as the engine's parser gives it."""
+    answer = log[int(raw)]
+    r = answer.response
+    return Parsed(
+        r.response_id.encode(),
+        lambda state, src, offset: decide_revision(state, src, offset, r.revision,
+                                                   answer.contribution),
+        r,
+    )  # fmt: skip
+
+
 def run_stage1(
     src: str,
     log: Sequence[Answer],
@@ -158,26 +174,18 @@ def run_stage1(
     while position < len(log):
         size = draw(st.integers(1, 6))
         batch = list(enumerate(log))[position : position + size]
-        pending: dict[str, IdState] = {}
-        # As stream.aggregation.stage1.plan_batch: new decisions summed, unless the batch
-        # reaches back into the in-flight range.
+        # The real planner (stream.aggregation.stage1.plan_batch): new decisions summed per
+        # (segment, window, bucket), unless the batch reaches back into the in-flight range.
         # Tiny records: partials split (between offsets, or between state records) all the time.
-        builder = PartialsBuilder(
-            lambda segment: owner_partition(segment, DESTINATIONS), src, NOW,
-            max_entries=draw(st.integers(1, 8)),
+        plan = plan_batch(
+            src, 0, [(offset, str(offset).encode()) for offset, _ in batch],
+            functools.partial(parsed, log), LIMITS,
+            lambda keys: [durable.get(key.decode()) for key in keys], lambda key: 0,
+            lambda segment: owner_partition(segment, DESTINATIONS), inflight_until=inflight,
+            shards=DESTINATIONS, max_entries=draw(st.integers(1, 8)),
         )  # fmt: skip
-        summing = batch[0][0] > inflight
-        for offset, answer in batch:
-            response = answer.response
-            state = pending.get(response.response_id, durable.get(response.response_id))
-            decision = decide_revision(state, src, offset, response.revision, answer.contribution)
-            if decision.state is not None:
-                pending[response.response_id] = decision.state
-            if summing and decision.outcome in ("accepted", "revised"):
-                builder.add_summed(decision.state)
-            else:
-                builder.add(decision.entries)
-        records = builder.records(batch[-1][0])
+        pending = {key.decode(): state for key, state in plan.states.items()}
+        records = plan.partials
         if records:  # confirmed before any partial goes out: survives crashes
             inflight = max(inflight, batch[-1][0])
         partials = [(dest, partial) for dest, items in records.items() for partial in items]
