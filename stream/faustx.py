@@ -986,38 +986,23 @@ class StateLogTable(DeltaLogTable):
     """
 
     def __init__(self, app: faust.App, *, retention: float | None, **kwargs: Any) -> None:
-        # per partition: the batch's changed keys and encoded states, not logged yet
-        self.unlogged: dict[int, dict[bytes, bytes | None]] = {}
         self.log_records = 0
         super().__init__(app, replay=self.replay_states, retention=retention, **kwargs)
-
-    def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
-        encoded = self._stage(partition, values)
-        self.unlogged.setdefault(partition, {}).update(encoded)
-
-    def _partitions(self, partition: int | None) -> list[int]:
-        if partition is not None:
-            return [partition]
-        return sorted(set(self.pending) | set(self.staged) | set(self.unlogged))
 
     async def send_pending(
         self, producer: Any = None, partition: int | None = None
     ) -> tuple[list[Sent], int]:
+        """Log what the take staged (its changed keys, once each) as state-log records."""
         for part in self._partitions(partition):
-            states = self.unlogged.pop(part, None)
-            if states:
+            staged = self.staged.get(part)
+            if staged:
                 # keys only name a record for people reading the topic: nothing looks them up
-                for value in pack_states(states):
+                for value in pack_states({key: raw for key, (_, raw) in staged.items()}):
                     self.log_records += 1
                     self.pending.setdefault(part, []).append(
                         (b"%d@%d" % (part, self.log_records), value)
                     )
         return await super().send_pending(producer, partition)
-
-    def discard_staged(self, partition: int | None = None) -> None:
-        for part in self._partitions(partition):
-            self.unlogged.pop(part, None)
-        super().discard_staged(partition)
 
     def replay_states(self, partition: int, values: list[bytes]) -> None:
         for value in values:

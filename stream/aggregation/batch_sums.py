@@ -31,10 +31,8 @@ from stream.kpi.sci import CUSTOMER_SLOTS
 from stream.kpi.segments import CHURN, is_customer
 from stream.kpi.windows import WINDOWS
 
-ALL_TIME_TARGET = len(WINDOWS)
-NOT_CUSTOMER_SLOTS = np.array(
-    [i for i in range(summary.SIZE) if i not in CUSTOMER_SLOTS]
-)  # Entry.window of the churn segment's all-time totals
+ALL_TIME_TARGET = len(WINDOWS)  # Entry.window of the churn segment's all-time totals
+NOT_CUSTOMER_SLOTS = np.array([i for i in range(summary.SIZE) if i not in CUSTOMER_SLOTS])
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
@@ -52,7 +50,6 @@ class BatchSums:
         self.pair_codes: list[int] = []
         self.slot_index: list[float] = []  # row * SIZE + slot, one per sparse value
         self.slot_values: list[float] = []
-        self.customer_codes: npt.NDArray[np.bool_] = np.zeros(0, bool)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -78,7 +75,7 @@ class BatchSums:
         """The sums as entries tagged with `offset`, one per (segment, window, bucket)."""
         if not self.times:
             return []
-        self.customer_codes = np.fromiter(map(is_customer, self.segments), bool, len(self.segments))
+        customers = np.fromiter(map(is_customer, self.segments), bool, len(self.segments))
         times = np.asarray(self.times)
         rows = np.asarray(self.pair_rows, dtype=np.int64)
         codes = np.asarray(self.pair_codes, dtype=np.int64)
@@ -91,17 +88,19 @@ class BatchSums:
             buckets = np.floor(times / window.width).astype(np.int64)[rows]
             live = buckets >= math.floor(self.now / window.width) - window.buckets
             out += self._sums(offset, index, window.width, codes[live], buckets[live],
-                              deltas[rows[live]])  # fmt: skip
+                              deltas[rows[live]], customers)  # fmt: skip
         churn = self.codes.get(CHURN)
         if churn is not None:
             mine = codes == churn
             zero = np.zeros(int(mine.sum()), dtype=np.int64)
-            out += self._sums(offset, ALL_TIME_TARGET, 0, codes[mine], zero, deltas[rows[mine]])
+            out += self._sums(offset, ALL_TIME_TARGET, 0, codes[mine], zero, deltas[rows[mine]],
+                              customers)  # fmt: skip
         return out
 
     def _sums(
-        self, offset: int, window: int, width: int, codes: Ints, buckets: Ints, deltas: Floats
-    ) -> list[Entry]:
+        self, offset: int, window: int, width: int, codes: Ints, buckets: Ints, deltas: Floats,
+        customer_codes: npt.NDArray[np.bool_],
+    ) -> list[Entry]:  # fmt: skip
         if not len(codes):
             return []
         low = int(buckets.min())
@@ -111,7 +110,7 @@ class BatchSums:
         starts = np.flatnonzero(np.diff(inverse[order], prepend=-1))
         sums = np.add.reduceat(deltas[order], starts, axis=0)
         # A customer's buckets keep only its SCI slots (stream.kpi.sci): send only those.
-        customers = self.customer_codes[keys // span]
+        customers = customer_codes[keys // span]
         sums[np.ix_(customers, NOT_CUSTOMER_SLOTS)] = 0.0
         key_rows, slots = np.nonzero(sums)
         sparse = np.empty(2 * len(slots))
