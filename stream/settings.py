@@ -252,12 +252,12 @@ class Settings(BaseSettings):
     health_probe_interval: float = 2.5
     # Seconds between two KPI snapshots on cx.kpi.snapshots.
     snapshot_interval: float = 10.0
+    # Seconds between two builds of the read model that /metrics and /kpi serve: how stale a
+    # scrape can be, beyond the drain itself.
+    read_refresh_seconds: float = 0.5
     # Per RocksDB database (one per table and partition): memtable size and read cache.
     rocksdb_write_buffer_mb: int = 8
     rocksdb_block_cache_mb: int = 16
-    # Under a steady write load the SCI gauges (which read every customer) are recomputed at
-    # most this often; every other KPI is exact at each scrape.
-    sci_refresh_seconds: float = 5.0
     # How often each stage-2 partition's owner sends its part of the series that span
     # partitions (top-K agents, SCI bands) to the final step, when the part changed: those
     # series on a multi-worker deployment lag the others by up to about this much.

@@ -7,15 +7,16 @@ from stream.pipeline.health import register_health
 from stream.pipeline.ingest import register_ingest
 from stream.pipeline.kpi_engine import KpiEngine
 from stream.pipeline.kpi_parts import KpiParts
-from stream.pipeline.kpi_views import KpiReader, register_kpi_views
+from stream.pipeline.kpi_views import register_kpi_views
 from stream.pipeline.normalise import register_normalisers
+from stream.pipeline.read_model import KpiReader, ReadModel
 from stream.pipeline.web import register_web
 
 app = create_app()
 register_normalisers(app)
 engine = KpiEngine(app)
-reader = KpiReader(engine, KpiParts(app, engine))
-register_kpi_views(app, engine, reader)
-register_web(app, reader)
+model = ReadModel(app, KpiReader(engine, KpiParts(app, engine)))
+register_kpi_views(app, engine, model)
+register_web(app, model)
 register_ingest(app)
 register_health(app)

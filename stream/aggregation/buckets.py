@@ -196,7 +196,7 @@ def window_vectors(
     for key, state in items:
         segment, window, bucket = parse_key(key)
         if is_customer(segment):
-            continue  # customers keep [sum, n] vectors: see customer_window_sums
+            continue  # customers keep [sum, n] vectors: see customer_sums
         w = by_name.get(window)
         if is_group(segment):
             if w is not None and w.contains(bucket, now):
@@ -219,21 +219,3 @@ def _add_into(vector: list[float], other: list[float]) -> None:
     for i, value in enumerate(other):
         if value:
             vector[i] += value
-
-
-def customer_window_sums(
-    items: Iterable[tuple[bytes, BucketState]], now: float
-) -> dict[str, dict[str, list[float]]]:
-    """window -> customer segment -> [sum, n] of normalised answers inside the window at `now`."""
-    by_name = {w.name: w for w in WINDOWS}
-    sums: dict[str, dict[str, list[float]]] = {
-        w.name: defaultdict(lambda: [0.0, 0.0]) for w in WINDOWS
-    }
-    for key, state in items:
-        segment, window, bucket = parse_key(key)
-        w = by_name.get(window)
-        if w is not None and w.contains(bucket, now):
-            total = sums[window][segment]
-            total[0] += state.vector[0]
-            total[1] += state.vector[1]
-    return sums

@@ -91,30 +91,15 @@ def agent_candidates(
     return out
 
 
-def sci_counts(customer_sums: Mapping[str, Mapping[str, list[float]]]) -> dict[str, list[int]]:
-    """Per window: customers per band (customers with answers only)."""
-    out: dict[str, list[int]] = {}
-    for window, customers in customer_sums.items():
-        counts = dict.fromkeys(sci.BANDS, 0)
-        for total, n in customers.values():
-            if n > 0:
-                counts[sci.band_of_sum(total, n)] += 1
-        if any(counts.values()):
-            out[window] = [counts[band] for band in sci.BANDS]
-    return out
-
-
 def make_part(
     partition: int,
     now: float,
     agent_vectors: Vectors,
-    customer_sums: Mapping[str, Mapping[str, list[float]]],
+    sci_counts: dict[str, list[int]],
     top_k: int,
 ) -> Part:
-    return Part(
-        partition, now, edges_at(now), agent_candidates(agent_vectors, top_k),
-        sci_counts(customer_sums),
-    )  # fmt: skip
+    """`sci_counts`: per window, the partition's customers per band (sci.BANDS order)."""
+    return Part(partition, now, edges_at(now), agent_candidates(agent_vectors, top_k), sci_counts)
 
 
 def merge_agents(parts: Iterable[Part]) -> dict[tuple[str, str], list[float]]:

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from stream.aggregation.buckets import KeyPlan, bucket_key, expired, parse_key
+from stream.aggregation.customer_sums import CustomerChange, CustomerSums
 from stream.aggregation.dedupe import decide_lifecycle, decide_once, decide_revision
 from stream.aggregation.messages import (
     MAX_ENTRIES,
@@ -121,6 +122,9 @@ class KpiEngine:
         self.transactions.rejoin = functools.partial(request_rejoin, app)
         app.transactions = self.transactions  # type: ignore[attr-defined]
         self._last_expiry: dict[int, float] = {}
+        # The read side's per-customer sums, per partition, with the consumer generation they
+        # were built in: rebuilt from the store after a rebalance, fed every change in between.
+        self._customer_sums: dict[int, tuple[int, CustomerSums]] = {}
         self._last_sweep: dict[tuple[str, int], float] = {}
         self._stage1("responses", self.names.responses, self.parse_response)
         self._stage1("dispatches", self.names.dispatches, self.parse_dispatch)
@@ -303,14 +307,18 @@ class KpiEngine:
     async def _aggregate_in_transaction(self, batch: RecordBatch) -> None:
         async with self.transactions.take(batch, self.buckets, self.customers) as take:
             await pass_turn()  # one partition's batch at a time on the loop (stage 2 is long)
-            changed = self._aggregate_batch(batch)
+            changed, customer_changes = self._aggregate_batch(batch)
+        # The stores took the batch's states as the take committed, with no await since:
+        # the customer sums follow them now (a rebuild in between read the states before).
+        self._feed_customer_sums(batch.tp.partition, customer_changes)
         for listener in self.listeners:
             listener(batch.tp.partition, changed)
         for name, count in take.changelog_records.items():
             self.app.metrics.written(name, count)
 
-    def _aggregate_batch(self, batch: RecordBatch) -> set[bytes]:
-        """Stage the changed states and the customers' deltas of one batch of partials."""
+    def _aggregate_batch(self, batch: RecordBatch) -> tuple[set[bytes], list[CustomerChange]]:
+        """Stage the changed states and the customers' deltas of one batch of partials;
+        return the changed keys and the changes of the customers' sums."""
         partition = batch.tp.partition
         now = time.time()
         partials = []
@@ -321,7 +329,9 @@ class KpiEngine:
                 continue  # only this project writes the topic; nothing else can be there
         plan = KeyPlan(now, self.partitions)
         states = self._load(partition, keys_touched(partials, plan))
+        before = self._customer_vectors(states)
         changed = apply_batch(states, partials, plan, self.member_limits)
+        customer_changes = _customer_changes(before, states, changed)
         for table in (self.buckets, self.customers):
             table.put_many(partition, {k: states[k] for k in changed if self.table_for(k) is table})
         for chunk, deltas in enumerate(customer_chunks(partials)):
@@ -330,7 +340,7 @@ class KpiEngine:
         if now - self._last_expiry.get(partition, 0.0) >= EXPIRY_EVERY:
             self._last_expiry[partition] = now
             self._expire(partition, now)
-        return changed
+        return changed, customer_changes
 
     def _replay_customers(self, partition: int, values: list[bytes]) -> None:
         """Apply logged customer deltas (recovery, standbys) as `aggregate` did."""
@@ -341,8 +351,40 @@ class KpiEngine:
         states = {
             k: v for k, v in zip(keys, self.customers.get_many(partition, keys), strict=True) if v
         }
+        before = self._customer_vectors(states)
         changed = apply_batch(states, partials, plan, self.member_limits)
+        self._feed_customer_sums(partition, _customer_changes(before, states, changed))
         self.customers.write_store(partition, {k: states[k] for k in changed})
+
+    @staticmethod
+    def _customer_vectors(states: dict[bytes, BucketState]) -> dict[bytes, tuple[float, float]]:
+        """The customers' [sum, n] among `states`, before a change."""
+        return {k: (s.vector[0], s.vector[1]) for k, s in states.items() if k.startswith(b"c|")}
+
+    def _feed_customer_sums(self, partition: int, changes: list[CustomerChange]) -> None:
+        built = self._customer_sums.get(partition)
+        if built is not None:
+            built[1].add(changes)
+
+    def sci_band_counts(self, partition: int, now: float) -> dict[str, list[int]]:
+        """Per window: `partition`'s customers per SCI band at `now`.
+
+        The first call after a rebalance reads every customer of the partition once (a scan of
+        its store); later ones are array sums over the changes the engine fed in since."""
+        generation = self.app.consumer_generation_id
+        built = self._customer_sums.get(partition)
+        if built is None or built[0] != generation:
+            self._customer_sums = {
+                p: kept for p, kept in self._customer_sums.items() if kept[0] == generation
+            }
+            sums = CustomerSums()
+            sums.add(
+                (*parse_key(key), state.vector[0], state.vector[1])
+                for key, state in self.customer_items(partition)
+            )
+            self._customer_sums[partition] = built = (generation, sums)
+        built[1].expire(time.time())
+        return built[1].band_counts(now)
 
     def _load(self, partition: int, keys: set[bytes]) -> dict[bytes, BucketState]:
         """The stored states of `keys` (copies: the batch writes back what it changes)."""
@@ -397,6 +439,20 @@ class KpiEngine:
         for key, state in self.buckets.items_in(owned):
             if self._owner_of_key(key) in owned:
                 yield key, state
+
+
+def _customer_changes(
+    before: dict[bytes, tuple[float, float]], states: dict[bytes, BucketState], changed: set[bytes]
+) -> list[CustomerChange]:
+    """(segment, window, bucket, sum change, count change) of the changed customer keys."""
+    rows = []
+    for key in changed:
+        if key.startswith(b"c|"):
+            segment, window, bucket = parse_key(key)
+            old_sum, old_n = before.get(key, (0.0, 0.0))
+            vector = states[key].vector
+            rows.append((segment, window, bucket, vector[0] - old_sum, vector[1] - old_n))
+    return rows
 
 
 def customer_chunks(partials: list[Partial]) -> list[list[Partial]]:

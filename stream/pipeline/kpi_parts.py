@@ -17,7 +17,7 @@ import logging
 import time
 import zlib
 
-from stream.aggregation.buckets import customer_window_sums, window_vectors
+from stream.aggregation.buckets import window_vectors
 from stream.aggregation.parts import (
     Part,
     decode_part,
@@ -45,7 +45,6 @@ from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
 
 log = logging.getLogger(__name__)
-QUIET_SECONDS = 0.2
 
 
 def final_partition(partitions: int) -> int:
@@ -67,17 +66,14 @@ class KpiParts:
         self.topic = app.names.parts
         self.final = final_partition(app.settings.partitions)
         self.top_k = app.settings.agent_top_k
-        self.sci_refresh = app.settings.sci_refresh_seconds
         table = CodecTable(
             app, value_codec=PART, encode=encode_part, decode=decode_part, name="kpi-parts",
             beacon=app.tables.beacon, partitions=app.settings.partitions,
             store="memory://local",
         )  # fmt: skip
         self.table = declare_table(app, table)
-        self._dirty: dict[int, set[str]] = {}  # partition -> changed kinds ("a", "c")
+        self._dirty: dict[int, bool] = {}  # partitions whose agents or customers changed
         self._own: dict[int, Part] = {}  # the last part computed per owned partition
-        self._sci_at: dict[int, float] = {}  # monotonic time of each partition's SCI count
-        self._customers_at: dict[int, float] = {}  # and of the last change to its customers
         self._sent: dict[int, object] = {}  # what each partition's last sent part said
         self._sent_at: dict[int, float] = {}  # and when (monotonic)
         self._merged: tuple[object, tuple[list[KpiRow], list[KpiRow]]] = (None, ([], []))
@@ -86,44 +82,23 @@ class KpiParts:
         app.timer(interval=app.settings.part_interval_seconds)(self.publish)
 
     def mark(self, partition: int, keys: set[bytes]) -> None:
-        kinds = self._dirty.setdefault(partition, set())
-        for key in keys:
-            if key.startswith((b"a|", b"c|")):
-                kinds.add(chr(key[0]))
-        if "c" in kinds:
-            self._customers_at[partition] = time.monotonic()
+        if any(key.startswith((b"a|", b"c|")) for key in keys):
+            self._dirty[partition] = True
 
     # -- per partition ---------------------------------------------------------------------
     def compute(self, partition: int, now: float) -> Part:
         """`partition`'s part at `now`, from this worker's tables."""
         vectors = window_vectors(self.engine.agent_items(partition, now), now)
-        sums = customer_window_sums(self.engine.customer_items(partition), now)
-        return make_part(partition, now, vectors, sums, self.top_k)
+        counts = self.engine.sci_band_counts(partition, now)
+        return make_part(partition, now, vectors, counts, self.top_k)
 
     def own_part(self, partition: int, now: float) -> Part:
-        """`partition`'s part, recomputed when its state or window edges changed (its SCI
-        counts, which read every customer, at most every `sci_refresh` seconds)."""
+        """`partition`'s part, recomputed when its state or window edges changed."""
         last = self._own.get(partition)
-        dirty = self._dirty.pop(partition, set())
-        if last is not None and last.edges == edges_at(now) and not dirty:
-            return last
-        clock = time.monotonic()
-        # Recounted once the customers' writes pause, or at most every `sci_refresh` seconds
-        # under a steady load.
-        sci_due = clock - self._sci_at.get(partition, 0.0) >= self.sci_refresh or (
-            clock - self._customers_at.get(partition, 0.0) >= QUIET_SECONDS
-        )
-        if last is None or last.edges != edges_at(now) or ("c" in dirty and sci_due):
-            part = self.compute(partition, now)
-            self._sci_at[partition] = time.monotonic()
-        else:
-            if "c" in dirty:  # not counted yet: keep it marked for a later refresh
-                self._dirty.setdefault(partition, set()).add("c")
-            vectors = window_vectors(self.engine.agent_items(partition, now), now)
-            part = make_part(partition, now, vectors, {}, self.top_k)
-            part.sci = last.sci
-        self._own[partition] = part
-        return part
+        dirty = self._dirty.pop(partition, False)
+        if last is None or last.edges != edges_at(now) or dirty:
+            last = self._own[partition] = self.compute(partition, now)
+        return last
 
     async def publish(self) -> None:
         """Send the parts of owned partitions that changed since they were last sent."""

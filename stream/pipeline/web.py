@@ -9,16 +9,16 @@ from stream import faustx
 from stream.exporter import KpiCollector
 from stream.exporter.lag import ConsumerLagCollector
 from stream.pipeline.app import CxApp
-from stream.pipeline.kpi_views import KpiReader
+from stream.pipeline.read_model import ReadModel
 
 
-def register_web(app: CxApp, reader: KpiReader) -> None:
+def register_web(app: CxApp, model: ReadModel) -> None:
     app.registry.register(
         KpiCollector(
-            reader.exported_rows,
+            lambda: model.snapshot.exported,
             top_k=app.settings.agent_top_k,
             queue_top_k=app.settings.queue_top_k,
-            agent_rows=reader.parts.agent_rows,
+            agent_rows=lambda: list(model.snapshot.top_agents),
         )
     )
     app.registry.register(ConsumerLagCollector(lambda: faustx.lag(app)))

@@ -36,9 +36,8 @@ async def test_metrics_equal_batch_kpis(kafka_bootstrap: str, topic_prefix: str,
     await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
     await wait_until_matches(worker, traffic)
 
-    # The SCI gauges (which read every customer) are recomputed once writes pause for a
-    # moment (under a steady load at most every CX_SCI_REFRESH_SECONDS): scrape again until
-    # they caught up with the last batch, within a bound.
+    # The SCI gauges come from the final step's parts, sent every CX_PART_INTERVAL_SECONDS:
+    # scrape again until they caught up with the last batch, within a bound.
     deadline = time.monotonic() + 20
     while True:
         before, samples = scrape_in_one_bucket(worker)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stream.aggregation.customer_sums import bands
 from stream.aggregation.parts import (
     decode_part,
     encode_part,
@@ -68,13 +70,14 @@ def test_merged_top_k_and_other_equal_one_owners(
 @given(st.lists(st.tuples(st.integers(0, 60 * 5), st.integers(1, 5)), max_size=60))
 def test_merged_sci_equals_one_owners(customers: list[tuple[int, int]]) -> None:
     sums = [(float(total), float(n)) for total, n in customers]
-    per_partition: list[dict[str, dict[str, list[float]]]] = [
-        {"24h": {}} for _ in range(PARTITIONS)
-    ]
+    per_partition: list[list[tuple[float, float]]] = [[] for _ in range(PARTITIONS)]
     for i, (total, n) in enumerate(sums):
-        customer = f"cust-{i}"
-        per_partition[shard_of(customer, PARTITIONS)]["24h"][f"c|{customer}"] = [total, n]
-    parts = [make_part(p, NOW, {}, per_partition[p], 3) for p in range(PARTITIONS)]
+        per_partition[shard_of(f"cust-{i}", PARTITIONS)].append((total, n))
+    counts = [bands(*np.array(mine).reshape(-1, 2).T) for mine in per_partition]
+    parts = [  # a part names the windows where it has customers
+        make_part(p, NOW, {}, {"24h": mine} if any(mine) else {}, 3)
+        for p, mine in enumerate(counts)
+    ]
     merged = merge_sci(parts)
     single = sci.sci(sums)
     if single is None:
