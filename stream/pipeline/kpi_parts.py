@@ -100,6 +100,13 @@ class KpiParts:
             last = self._own[partition] = self.compute(partition, now)
         return last
 
+    async def refresh_own(self, now: float) -> None:
+        """Bring the owned partitions' parts up to `now`, one partition per turn of the event
+        loop (a part reads every agent of its partition's windows)."""
+        for partition in sorted(self.engine.owned_partitions()):
+            await pass_turn()
+            self.own_part(partition, now)
+
     async def publish(self) -> None:
         """Send the parts of owned partitions that changed since they were last sent."""
         if not table_recovery(self.app).done:

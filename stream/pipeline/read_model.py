@@ -102,8 +102,8 @@ class KpiReader:
             self._dirty.add(segment)
 
     async def rows(self, now: float) -> list[KpiRow]:
-        """Every row at `now`: the changed segments' computed again, the agent groups one at
-        a time between turns of the event loop (a group can hold thousands of agents)."""
+        """Every row at `now`: the changed segments' computed again, one at a time between
+        turns of the event loop."""
         edges = (frozenset(self.engine.owned_partitions()), tuple(w.bucket(now) for w in WINDOWS))
         if edges != self._edges:
             self._edges = edges
@@ -111,12 +111,16 @@ class KpiReader:
             self._rows.clear()
             for key, _ in self.engine.owned_items():
                 self.mark(-1, [key])
-        for segment in sorted(self._dirty, key=_is_agents):
-            if _is_agents(segment):
-                await pass_turn()
+        for segment in sorted(self._dirty):
+            await pass_turn()  # a group can hold thousands of members' vectors per bucket
             if segment in self._dirty:  # (not refreshed meanwhile)
                 self._refresh(segment, now)
                 self._dirty.discard(segment)
+        # What batches changed during those turns, with no turn from here on: the rows (and
+        # the parts the caller reads next) are then all of one moment.
+        for segment in sorted(self._dirty):
+            self._refresh(segment, now)
+        self._dirty.clear()
         rows = [row for segment in sorted(self._rows) for row in self._rows[segment]]
         return rows + self.parts.sci_rows(now)
 
@@ -165,6 +169,7 @@ class ReadModel:
             log.exception("building the KPI snapshot failed; the previous one stays")
 
     async def build(self, now: float) -> Snapshot:
-        rows = await self.reader.rows(now)
+        await self.reader.parts.refresh_own(now)
+        rows = await self.reader.rows(now)  # no turn of the loop from its last step to here
         top_agents = self.reader.parts.agent_rows(now)
         return Snapshot(now, tuple(rows), tuple(top_agents))
