@@ -8,7 +8,9 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.support.traffic import make_traffic
 
 pytestmark = pytest.mark.kafka
 SAMPLE = re.compile(r"^(cx_[a-z0-9_]+)\{([^}]*)\} (\S+)$")
+SNAPSHOT_AT = re.compile(r"^cx_kpi_snapshot_timestamp_seconds (\S+)$", re.MULTILINE)
 
 
 def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -28,6 +31,27 @@ def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
             labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
             samples[(match.group(1), labels)] = float(match.group(3))
     return samples
+
+
+def snapshot_at(text: str) -> float:
+    """The time of the read model's snapshot a scrape shows (every KPI gauge of one scrape
+    comes from one snapshot)."""
+    match = SNAPSHOT_AT.search(text)
+    assert match, "no cx_kpi_snapshot_timestamp_seconds in the scrape"
+    return float(match.group(1))
+
+
+def scrapes_at_one_time(
+    workers: Sequence[Any],
+) -> tuple[float, list[dict[tuple[str, frozenset[tuple[str, str]]], float]]]:
+    """The workers' scrapes, from snapshots within one 15 s bucket (every window then has the
+    same edges in all of them), and the time of the first."""
+    while True:
+        texts = [worker.metrics() for worker in workers]
+        times = [snapshot_at(text) for text in texts]
+        if len({int(at // 15) for at in times}) == 1:
+            return times[0], [parse(text) for text in texts]
+        time.sleep(0.2)
 
 
 async def test_metrics_equal_batch_kpis(kafka_bootstrap: str, topic_prefix: str, make_worker):
@@ -64,12 +88,9 @@ async def test_metrics_equal_batch_kpis(kafka_bootstrap: str, topic_prefix: str,
 def scrape_in_one_bucket(
     worker,
 ) -> tuple[float, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
-    """A scrape within one 15 s bucket, so every window has the same edges throughout."""
-    while True:
-        before = time.time()
-        samples = parse(worker.metrics())
-        if int(before // 15) == int(time.time() // 15):
-            return before, samples
+    """A scrape and the time of the read model's snapshot it shows."""
+    at, (samples,) = scrapes_at_one_time([worker])
+    return at, samples
 
 
 def sci_matches(samples: dict, expected: dict) -> bool:

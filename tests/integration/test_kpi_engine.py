@@ -122,6 +122,7 @@ async def test_tables_equal_batch_computation(
     worker = make_worker(CX_SNAPSHOT_INTERVAL="1").start(wait_for_partitions=4)
     await produce_all(kafka_bootstrap, topic_prefix, traffic, slice(None))
     await wait_until_matches(worker, traffic)
+    matched_at = time.time()
 
     dead = await read_exactly(kafka_bootstrap, topic_prefix + "deadletter", traffic.too_old)
     assert {json.loads(r.value)["reason"] for r in dead} == {"too_old"}
@@ -150,8 +151,12 @@ async def test_tables_equal_batch_computation(
 
     # The incrementally kept rows (/kpi/all without `at`, what /metrics reads) equal a full
     # computation at the same time.
-    with urllib.request.urlopen(f"{worker.url}/kpi/all", timeout=10) as reply:
-        kept = json.load(reply)
+    # (a snapshot of the read model built after everything counted: one every 0.5 s)
+    kept = {"at": 0.0}
+    while kept["at"] < matched_at:
+        await asyncio.sleep(0.2)
+        with urllib.request.urlopen(f"{worker.url}/kpi/all", timeout=10) as reply:
+            kept = json.load(reply)
     full = rows_by_segment(fetch_rows(worker, kept["at"]))
     assert rows_by_segment(kept["rows"]) == full
 

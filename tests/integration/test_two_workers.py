@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.integration.test_exporter import parse
+from tests.integration.test_exporter import scrapes_at_one_time
 from tests.integration.test_kpi_engine import (
     assert_matches,
     expected_kpis,
@@ -44,11 +44,8 @@ async def test_each_series_on_exactly_one_worker(
                 raise
             await asyncio.sleep(1)
 
-    while True:  # both scrapes within one 15 s bucket: the same window edges
-        before = time.time()
-        scrapes = [parse(w.metrics()) for w in (first, second)]
-        if int(before // 15) == int(time.time() // 15):
-            break
+    # both snapshots within one 15 s bucket: the same window edges
+    before, scrapes = scrapes_at_one_time([first, second])
     # counters count what each process did (told apart by the `instance` label); gauges are owned
     kpi_series = [{k for k in s if not k[0].endswith("_total")} for s in scrapes]
     shared = kpi_series[0] & kpi_series[1]

@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from stream.exporter import collector
-from tests.integration.test_exporter import parse
+from tests.integration.test_exporter import scrapes_at_one_time
 from tests.integration.test_kpi_engine import (
     assert_matches,
     expected_kpis,
@@ -291,12 +291,8 @@ async def settle(workers: Sequence[Worker], traffic: Traffic, timeout: float = 2
 
 
 def scrape_together(workers: Sequence[Worker]) -> tuple[float, list[dict[Series, float]]]:
-    """Every worker's /metrics, scraped within one 15 s bucket (the same window edges)."""
-    while True:
-        before = time.time()
-        scrapes = [parse(worker.metrics()) for worker in workers]
-        if int(before // 15) == int(time.time() // 15):
-            return before, scrapes
+    """Every worker's /metrics, from snapshots within one 15 s bucket (the same window edges)."""
+    return scrapes_at_one_time(workers)
 
 
 def check_exported_once(
