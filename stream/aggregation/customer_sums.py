@@ -10,7 +10,7 @@ customers. This index mirrors them in memory as columns instead:
     pile up; a bucket that left its window is dropped;
   - the bands of a window are a numpy pass over its buckets' chunks: the per-customer sums
     (`np.bincount` with weights), then the band of each customer with answers in exact
-    integer arithmetic (stream.kpi.sci.band_of_sum, vectorised).
+    integer arithmetic (stream.kpi.sci.band_counts).
 
 It is fed the *changes* of the stored states (new minus old), so it agrees with the store
 whatever wrote it: a stage-2 batch, a replayed delta record, a rebuild from the store's items.
@@ -30,7 +30,6 @@ from stream.kpi.windows import WINDOWS
 
 Codes = npt.NDArray[np.int32]
 Values = npt.NDArray[np.float64]
-Sums = Values
 # (customer segment, window name, bucket, change of the sum, change of the count)
 CustomerChange = tuple[str, str, int, float, float]
 # A bucket's chunks are folded into one when there are more than this many.
@@ -56,8 +55,9 @@ class BucketColumns:
         """One chunk: a row per customer with a non-zero sum or count."""
         codes, sums, ns = (np.concatenate(column) for column in zip(*self.chunks, strict=True))
         unique, inverse = np.unique(codes, return_inverse=True)
-        summed = np.bincount(inverse, weights=sums, minlength=len(unique)).astype(np.float64)
-        counted = np.bincount(inverse, weights=ns, minlength=len(unique)).astype(np.float64)
+        size = len(unique)
+        summed = np.bincount(inverse, weights=sums, minlength=size).astype(np.float64, copy=False)
+        counted = np.bincount(inverse, weights=ns, minlength=size).astype(np.float64, copy=False)
         kept = (summed != 0) | (counted != 0)
         return unique[kept], summed[kept], counted[kept]
 
@@ -97,7 +97,7 @@ class CustomerSums:
                 np.asarray(c, np.int32), np.asarray(s, np.float64), np.asarray(n, np.float64)
             )
 
-    def window_sums(self, window: int, now: float) -> tuple[Sums, Sums]:
+    def window_sums(self, window: int, now: float) -> tuple[Values, Values]:
         """Per customer code: the [sum, n] of its buckets inside WINDOWS[window] at `now`."""
         w = WINDOWS[window]
         parts = [
@@ -119,7 +119,7 @@ class CustomerSums:
         out: dict[str, list[int]] = {}
         for index, w in enumerate(WINDOWS):
             sums, ns = self.window_sums(index, now)
-            counts = bands(sums, ns)
+            counts = sci.band_counts(sums, ns)
             if any(counts):
                 out[w.name] = counts
         return out
@@ -146,15 +146,3 @@ class CustomerSums:
         self.codes = {names[old]: new for new, old in enumerate(live.tolist())}
         for columns in self.buckets.values():
             columns.chunks = [(renumber[c], s, n) for c, s, n in columns.chunks]
-
-
-def bands(sums: Sums, ns: Sums) -> list[int]:
-    """Customers per band (sci.BANDS order) of per-customer (sum in sixtieths, n)."""
-    answered = ns > 0
-    tenfold = 10 * sums[answered]
-    n = ns[answered]
-    secure = tenfold >= 9 * 60 * n
-    neutral = ~secure & (tenfold >= 7 * 60 * n)
-    counts = {"secure": int(secure.sum()), "neutral": int(neutral.sum())}
-    counts["at_risk"] = int(answered.sum()) - counts["secure"] - counts["neutral"]
-    return [counts[band] for band in sci.BANDS]

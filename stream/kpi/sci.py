@@ -14,9 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from stream.kpi import summary as s
 
 BANDS = ("secure", "neutral", "at_risk")
+# The band edges in tenths of the mean normalised answer: secure >= 0.9, neutral >= 0.7.
+SECURE_TENTHS = 9
+NEUTRAL_TENTHS = 7
 
 
 def normalised_answers(nps: int | None, csat: int | None, ces: int | None) -> list[float]:
@@ -66,9 +72,22 @@ def band(score: float) -> str:
 
 def band_of_sum(total_sixtieths: float, n: float) -> str:
     """band(total / 60 / n) in exact integer arithmetic."""
-    if 10 * total_sixtieths >= 9 * 60 * n:
+    if 10 * total_sixtieths >= SECURE_TENTHS * 60 * n:
         return "secure"
-    return "neutral" if 10 * total_sixtieths >= 7 * 60 * n else "at_risk"
+    return "neutral" if 10 * total_sixtieths >= NEUTRAL_TENTHS * 60 * n else "at_risk"
+
+
+def band_counts(sums: npt.NDArray[np.float64], ns: npt.NDArray[np.float64]) -> list[int]:
+    """Customers per band (BANDS order) of per-customer arrays (sum in sixtieths, n):
+    `band_of_sum` over arrays, customers without answers left out."""
+    answered = ns > 0
+    tenfold = 10 * sums[answered]
+    n = ns[answered]
+    secure = tenfold >= SECURE_TENTHS * 60 * n
+    neutral = ~secure & (tenfold >= NEUTRAL_TENTHS * 60 * n)
+    counts = {"secure": int(secure.sum()), "neutral": int(neutral.sum())}
+    counts["at_risk"] = int(answered.sum()) - counts["secure"] - counts["neutral"]
+    return [counts[band] for band in BANDS]
 
 
 @dataclass(frozen=True, slots=True)

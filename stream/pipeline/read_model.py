@@ -157,16 +157,18 @@ class ReadModel:
     def __init__(self, app: CxApp, reader: KpiReader) -> None:
         self.reader = reader
         self.snapshot = Snapshot(0.0, (), (), built=False)
-        self.builds = 0
         app.timer(interval=app.settings.read_refresh_seconds)(self.refresh)
 
     async def refresh(self) -> None:
         """Build the next snapshot (a timer: one that raises would stop the app)."""
         try:
             self.snapshot = await self.build(time.time())
-            self.builds += 1
         except Exception:
             log.exception("building the KPI snapshot failed; the previous one stays")
+
+    def snapshot_at(self) -> float | None:
+        """The current snapshot's time; None before the first build."""
+        return self.snapshot.at if self.snapshot.built else None
 
     async def build(self, now: float) -> Snapshot:
         await self.reader.parts.refresh_own(now)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.aggregation import customer_sums
-from stream.aggregation.customer_sums import CustomerSums, bands
+from stream.aggregation.customer_sums import CustomerSums
 from stream.kpi import sci
 from stream.kpi.windows import WINDOWS
 
@@ -107,7 +107,7 @@ def test_band_edges_are_exact() -> None:
     # 0.9 and 0.7 exactly (in sixtieths: 54 and 42 per answer) are secure and neutral.
     sums = np.array([54.0, 53.0, 42.0, 41.0, 0.0, 108.0])
     ns = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 2.0])
-    assert bands(sums, ns) == [2, 2, 1]
+    assert sci.band_counts(sums, ns) == [2, 2, 1]
 
 
 def test_customers_without_buckets_lose_their_codes() -> None:

@@ -6,7 +6,6 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.aggregation.customer_sums import bands
 from stream.aggregation.parts import (
     decode_part,
     encode_part,
@@ -73,7 +72,7 @@ def test_merged_sci_equals_one_owners(customers: list[tuple[int, int]]) -> None:
     per_partition: list[list[tuple[float, float]]] = [[] for _ in range(PARTITIONS)]
     for i, (total, n) in enumerate(sums):
         per_partition[shard_of(f"cust-{i}", PARTITIONS)].append((total, n))
-    counts = [bands(*np.array(mine).reshape(-1, 2).T) for mine in per_partition]
+    counts = [sci.band_counts(*np.array(mine).reshape(-1, 2).T) for mine in per_partition]
     parts = [  # a part names the windows where it has customers
         make_part(p, NOW, {}, {"24h": mine} if any(mine) else {}, 3)
         for p, mine in enumerate(counts)
