@@ -60,6 +60,11 @@ class ConsumerLag(_Section):
     for_: str = Field(alias="for", pattern=_DURATION.pattern + "+")
 
 
+class SnapshotStale(_Section):
+    age: str = Field(pattern=_DURATION.pattern + "+")
+    for_: str = Field(alias="for", pattern=_DURATION.pattern + "+")
+
+
 class Config(_Section):
     job: str
     runbook_url: str
@@ -71,6 +76,7 @@ class Config(_Section):
     input_stall: InputStall
     dead_letters: DeadLetters
     consumer_lag: ConsumerLag
+    snapshot_stale: SnapshotStale
 
     @property
     def job_selector(self) -> str:

@@ -34,7 +34,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from monitoring.config import Config
+from monitoring.config import Config, seconds
 from monitoring.rules import CSAT_BOUNDS
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -271,7 +271,7 @@ def ranking_panels(config: Config) -> list[Any]:
 
 
 def pipeline_panels(config: Config) -> list[Any]:
-    dead, lag = config.dead_letters, config.consumer_lag
+    dead, lag, stale = config.dead_letters, config.consumer_lag, config.snapshot_stale
     return [
         series_panel(
             "Events/s by outcome",
@@ -319,6 +319,18 @@ def pipeline_panels(config: Config) -> list[Any]:
                 6,
             ),
             lag.messages,
+            good_above=False,
+        ),
+        with_target(
+            series_panel(
+                "KPI snapshot age",
+                "Age of the KPI snapshot each worker's gauges show, rebuilt every "
+                f"CX_READ_REFRESH_SECONDS; dashed: the {stale.age} of KpiSnapshotStale.",
+                "s",
+                [query("time() - cx_kpi_snapshot_timestamp_seconds", "{{instance}}", "A")],
+                6,
+            ),
+            seconds(stale.age),
             good_above=False,
         ),
     ]

@@ -59,11 +59,12 @@ Inputs sit on either side of config.yml's thresholds; series carry job and insta
 
 def runbook_table(config: Config) -> str:
     n, nps, csat, churn = config.min_responses, config.nps, config.csat, config.churn
-    drop, stall, dead, lag = (
+    drop, stall, dead, lag, snapshot = (
         config.nps_drop,
         config.input_stall,
         config.dead_letters,
         config.consumer_lag,
+        config.snapshot_stale,
     )
     rows = [
         (
@@ -111,6 +112,13 @@ def runbook_table(config: Config) -> str:
             "page",
             f"> {lag.messages} messages behind on a topic (sum over partitions)",
             lag.for_,
+        ),
+        (
+            "KpiSnapshotStale",
+            "page",
+            f"per worker: KPI snapshot older than {snapshot.age} "
+            "(`time() - cx_kpi_snapshot_timestamp_seconds`), not while the gauge is absent",
+            snapshot.for_,
         ),
     ]
     lines = [

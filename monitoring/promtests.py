@@ -541,6 +541,61 @@ class Builder:
             ),
         ]
 
+    def snapshot_stale(self) -> list[Case]:
+        stale, alert = self.config.snapshot_stale, "KpiSnapshotStale"
+        # promtool starts at time 0, so time() at step k (1m apart) is 60k: a snapshot gauge
+        # of 60k keeps up with time, one that stays at 60s stopped at step s.
+        s, f = 10, minutes(stale.for_)
+        over = math.floor(seconds(stale.age) / 60) + 1  # first step after s older than `age`
+        pending = s + over
+        length = pending + f + 20
+        metric = "cx_kpi_snapshot_timestamp_seconds"
+        one = {**self.job, "instance": "worker-1:6066"}
+        two = {**self.job, "instance": "worker-2:6066"}
+        keeps_up = f"0+60x{length}"
+        frozen = f"0+60x{s} {60 * s}x{length}"
+        brief = over + f - 1  # minutes frozen: pending for `for` - 1m, then builds resume
+        resumes = f"0+60x{s} {60 * s}x{brief - 1} {60 * (s + brief + 1)}+60x{length}"
+        return [
+            self.case(
+                f"{alert} fires for the worker whose snapshot is older than {stale.age} for "
+                f"{stale.for_}",
+                [series(metric, frozen, **one), series(metric, keeps_up, **two)],
+                [
+                    (pending - 1, alert, []),
+                    (pending + f - 1, alert, []),
+                    (pending + f, alert, [self.expected(alert, one, 60 * (over + f), {})]),
+                ],
+            ),
+            self.case(
+                f"{alert} stays silent while the snapshot keeps up (age 0, age {stale.age})",
+                [
+                    series(metric, keeps_up, **one),
+                    series(metric, f"-{seconds(stale.age):g}+60x{length}", **two),
+                ],
+                [(pending + f, alert, []), (length, alert, [])],
+            ),
+            self.case(
+                f"{alert} stays silent on a stale snapshot shorter than {stale.for_}",
+                [series(metric, resumes, **self.job)],
+                [(pending + f - 1, alert, []), (pending + f, alert, []), (length, alert, [])],
+            ),
+            self.case(
+                f"{alert} stays silent without the gauge (before a worker's first build)",
+                [
+                    series(
+                        "cx_events_total",
+                        f"0+10x{length}",
+                        **one,
+                        topic="cx.responses",
+                        outcome="accepted",
+                    ),
+                    series(metric, f"_x{s} {60 * s}+60x{length}", **two),
+                ],
+                [(s - 1, alert, []), (pending + f, alert, []), (length, alert, [])],
+            ),
+        ]
+
 
 def unit_tests(config: Config) -> dict[str, Any]:
     build = Builder(config)
@@ -573,6 +628,7 @@ def unit_tests(config: Config) -> dict[str, Any]:
         *build.input_stalled(),
         *build.dead_letters(),
         *build.consumer_lag(),
+        *build.snapshot_stale(),
     ]
     return {
         "rule_files": ["../rules/cx.rules.yml", "../alerts/cx.alerts.yml"],

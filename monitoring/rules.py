@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring.config import Config
+from monitoring.config import Config, seconds
 from stream.kpi.intervals import Z95 as Z
 
 Rule = dict[str, Any]
@@ -176,6 +176,7 @@ def alert_rules(config: Config) -> dict[str, list[Rule]]:
             survey_input_stalled(config),
             dead_letter_rate_high(config),
             consumer_lag_high(config),
+            kpi_snapshot_stale(config),
         ],
     }
 
@@ -396,6 +397,31 @@ def consumer_lag_high(config: Config) -> Rule:
             'The KPI workers are {{ $value | printf "%.0f" }} messages behind the end of topic '
             "{{ $labels.topic }} (sum over its partitions), above [[messages]] for [[for]]: the "
             "KPIs lag behind real time.",
+            **values,
+        ),
+    )
+
+
+def kpi_snapshot_stale(config: Config) -> Rule:
+    stale = config.snapshot_stale
+    values = {"age": stale.age, "for": stale.for_}
+    return _alert(
+        config,
+        "KpiSnapshotStale",
+        f"time() - cx_kpi_snapshot_timestamp_seconds{{{config.job_selector}}} > "
+        f"{num(seconds(stale.age))}",
+        stale.for_,
+        "page",
+        summary=fill(
+            "KPI gauges of {{ $labels.instance }} frozen: its KPI snapshot is older than [[age]]",
+            **values,
+        ),
+        description=fill(
+            "The KPI snapshot that {{ $labels.instance }} exports is "
+            '{{ $value | printf "%.0f" }} seconds old (time() - '
+            "cx_kpi_snapshot_timestamp_seconds; rebuilt every CX_READ_REFRESH_SECONDS), older "
+            "than [[age]] for [[for]]: the snapshot builds stopped or are stuck, and the KPI "
+            "gauges of {{ $labels.instance }} are frozen, so its KPI alerts cannot fire.",
             **values,
         ),
     )

@@ -27,7 +27,7 @@ CONFIG = load_config()
 RUNBOOK_URL = CONFIG.runbook_url
 
 # What the worker exports on GET /metrics (../shared/contract.md, "Metrics", plus the agent
-# gauges, the dead-letter counter and the consumer lag that the worker adds).
+# gauges, the dead-letter counter, the consumer lag and the snapshot time that the worker adds).
 WORKER_METRICS = frozenset(
     {
         "cx_nps",
@@ -59,6 +59,7 @@ WORKER_METRICS = frozenset(
         "cx_events_total",
         "cx_deadletters_total",
         "cx_consumer_lag",
+        "cx_kpi_snapshot_timestamp_seconds",
     }
 )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from monitoring.config import seconds
 from tests.monitoring.common import (
     CONFIG,
     DASHBOARD,
@@ -73,6 +74,7 @@ REQUIRED_METRICS = [
     {"cx_events_total"},
     {"cx_deadletters_total"},
     {"cx_consumer_lag"},
+    {"cx_kpi_snapshot_timestamp_seconds"},
 ]
 # Values substituted for Grafana's variables to check the queries with promtool.
 GRAFANA_VARIABLES = {
@@ -274,6 +276,7 @@ def test_threshold_lines_are_the_configured_targets(dashboard: dict[str, Any]) -
         f"Churn ratio ({CONFIG.churn.window}) vs target": CONFIG.churn.target,
         "Dead-letter ratio by input topic": CONFIG.dead_letters.ratio,
         "Consumer lag by topic": CONFIG.consumer_lag.messages,
+        "KPI snapshot age": seconds(CONFIG.snapshot_stale.age),
     }
 
 

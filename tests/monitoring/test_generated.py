@@ -153,4 +153,8 @@ def test_alertmanager_inhibits_kpi_tickets_of_the_same_job_only() -> None:
         pattern = re.fullmatch(r'alertname=~"(.+)"', matcher)
         assert pattern, matcher
         assert set(pattern[1].split("|")) <= names, f"{matcher} names an alert that does not exist"
+    # Every page (a broken pipeline: stale, thin or frozen KPIs) holds back the KPI tickets.
+    pages = {rule["alert"] for rule in alerts() if rule["labels"]["severity"] == "page"}
+    (source,) = rule["source_matchers"]
+    assert set(source.removeprefix('alertname=~"').removesuffix('"').split("|")) == pages
     assert "queue" in config["route"]["group_by"]

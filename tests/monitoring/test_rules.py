@@ -37,6 +37,7 @@ REQUIRED_ALERTS = {
     "SurveyInputStalled",
     "DeadLetterRateHigh",
     "ConsumerLagHigh",
+    "KpiSnapshotStale",
 }
 # KPI alerts that must not fire on fewer than MIN_RESPONSES responses.
 MINIMUM_N_ALERTS = {"NpsBelowTarget", "CsatBelowTarget", "NpsSignificantDrop"}
@@ -193,6 +194,14 @@ def test_kpi_alerts_require_the_minimum_number_of_responses(name: str) -> None:
 def test_input_stalled_also_fires_when_the_counter_is_absent() -> None:
     expr = " ".join(str(alert_by_name()["SurveyInputStalled"]["expr"]).split())
     assert re.search(r"\bor\s+absent\(cx_events_total\{", expr), expr
+
+
+def test_snapshot_stale_is_per_worker_and_silent_on_absence() -> None:
+    expr = " ".join(str(alert_by_name()["KpiSnapshotStale"]["expr"]).split())
+    assert expr.startswith("time() - cx_kpi_snapshot_timestamp_seconds{"), expr
+    # No aggregation (the instance label stays) and no absent(): a worker before its first
+    # snapshot build has no gauge, and a worker that is down is up == 0, not this alert.
+    assert not re.search(r"\b(absent|sum|max|min|by)\b", expr), expr
 
 
 # --- runbook ----------------------------------------------------------------------------------
