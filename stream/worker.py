@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stream.pipeline.app import create_app
+from stream.pipeline.group_windows import GroupWindows
 from stream.pipeline.health import register_health
 from stream.pipeline.ingest import register_ingest
 from stream.pipeline.kpi_engine import KpiEngine
@@ -15,7 +16,8 @@ from stream.pipeline.web import register_web
 app = create_app()
 register_normalisers(app)
 engine = KpiEngine(app)
-model = ReadModel(app, KpiReader(engine, KpiParts(app, engine)))
+groups = GroupWindows(app, engine)
+model = ReadModel(app, KpiReader(engine, KpiParts(app, engine, groups), groups))
 register_kpi_views(app, engine, model)
 register_web(app, model)
 register_ingest(app)

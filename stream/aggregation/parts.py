@@ -27,7 +27,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 import msgspec
+import numpy as np
 
+from stream.aggregation.group_sums import MemberBucket, ranked
 from stream.kpi import sci, summary
 from stream.kpi.segments import OTHER, Segment
 from stream.kpi.windows import WINDOWS
@@ -72,34 +74,45 @@ def dense(values: list[float]) -> list[float]:
 
 
 def agent_candidates(
-    agent_vectors: Vectors, top_k: int
+    agents: Mapping[str, MemberBucket], top_k: int
 ) -> dict[str, list[tuple[str, list[float]]]]:
     """Per window: the top `top_k` agents by responses (ties by id) and the rest as OTHER."""
-    by_window: dict[str, list[tuple[str, list[float]]]] = defaultdict(list)
-    for (segment, window), vector in agent_vectors.items():
-        by_window[window].append((Segment.parse(segment).agent_id, vector))
-    out: dict[str, list[tuple[str, list[float]]]] = {}
-    for window, agents in by_window.items():
-        ranked = sorted(
-            (a for a in agents if a[0] != OTHER), key=lambda a: (-a[1][summary.N], a[0])
-        )
-        rest = ranked[top_k:] + [a for a in agents if a[0] == OTHER]
-        chosen = [(agent, sparse(vector)) for agent, vector in ranked[:top_k]]
-        if rest:
-            chosen.append((OTHER, sparse(summary.merge_all(v for _, v in rest))))
-        out[window] = chosen
+    out = {}
+    for window, members in agents.items():
+        if members.names:
+            out[window] = window_candidates(members, top_k)
     return out
+
+
+def window_candidates(members: MemberBucket, top_k: int) -> list[tuple[str, list[float]]]:
+    top, rest = ranked(members, top_k)
+    chosen = [(members.names[i], sparse(members.matrix[i].tolist())) for i in top]
+    if rest:
+        chosen.append((OTHER, sparse(members.matrix[rest].sum(axis=0).tolist())))
+    return chosen
+
+
+def members_by_window(agent_vectors: Vectors) -> dict[str, MemberBucket]:
+    """(agent segment, window) -> vector, as each window's members."""
+    by_window: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for (segment, window), vector in agent_vectors.items():
+        by_window[window][Segment.parse(segment).agent_id] = vector
+    return {
+        window: MemberBucket(list(vectors), np.array(list(vectors.values()), dtype=np.float64))
+        for window, vectors in by_window.items()
+    }
 
 
 def make_part(
     partition: int,
     now: float,
-    agent_vectors: Vectors,
+    agents: Mapping[str, MemberBucket],
     sci_counts: dict[str, list[int]],
     top_k: int,
 ) -> Part:
-    """`sci_counts`: per window, the partition's customers per band (sci.BANDS order)."""
-    return Part(partition, now, edges_at(now), agent_candidates(agent_vectors, top_k), sci_counts)
+    """`agents`: per window, the partition's agents (stream.aggregation.group_sums);
+    `sci_counts`: per window, its customers per band (sci.BANDS order)."""
+    return Part(partition, now, edges_at(now), agent_candidates(agents, top_k), sci_counts)
 
 
 def merge_agents(parts: Iterable[Part]) -> dict[tuple[str, str], list[float]]:

@@ -13,14 +13,17 @@ whatever the traffic: at most (top_k + 1) agent series per window and gauge, and
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from stream.aggregation.group_sums import MemberBucket, ranked
 from stream.kpi import catalogue, report, summary
 from stream.kpi.rows import KpiRow
 from stream.kpi.segments import ALL, OTHER
+
+QueueMembers = tuple[str, str, MemberBucket]  # window, channel, its queues
 
 # Agent gauge name -> the KPI it exports, with its help text.
 AGENT_GAUGES = {
@@ -36,8 +39,13 @@ class KpiCollector(Collector):
         top_k: int = 100,
         queue_top_k: int = 50,
         agent_rows: Callable[[], list[KpiRow]] | None = None,
+        queue_members: Callable[[], Iterable[QueueMembers]] | None = None,
     ) -> None:
         self.rows = rows
+        # The queues of each (window, channel) as arrays (stream.aggregation.group_sums),
+        # besides any queue rows in `rows`: a flood of queue names costs a scrape a sort of
+        # their counts, not a row per name.
+        self.queue_members = queue_members
         # Agents spread over partitions: their gauges come from the final step's merged
         # candidates (stream.pipeline.kpi_parts), not from this worker's own agents.
         self.agent_rows = agent_rows
@@ -67,6 +75,9 @@ class KpiCollector(Collector):
         for (window, channel), queues in by_window.items():
             for queue, kpis in fold(queues, self.queue_top_k):
                 self._add(families, [window, channel, queue], kpis)
+        for window, channel, members in self.queue_members() if self.queue_members else ():
+            for queue, kpis in fold_members(members, self.queue_top_k):
+                self._add(families, [window, channel or ALL, queue], kpis)
         yield from (family for family in families.values() if family.samples)
 
     @staticmethod
@@ -108,6 +119,15 @@ class KpiCollector(Collector):
                     customers.add_metric([row.window, band], kpis[f"sci_customers_{band}"])
                 secure.add_metric([row.window], kpis["sci_secure_ratio"])
         yield from (family for family in (churn, customers, secure) if family.samples)
+
+
+def fold_members(members: MemberBucket, top_k: int) -> Iterator[tuple[str, dict[str, float]]]:
+    """`fold` of members held as arrays."""
+    top, rest = ranked(members, top_k)
+    for i in top:
+        yield members.names[i], report.kpis(members.matrix[i].tolist())
+    if rest:
+        yield OTHER, report.kpis(members.matrix[rest].sum(axis=0).tolist())
 
 
 def fold(rows: list[KpiRow], top_k: int) -> Iterator[tuple[str, dict[str, float]]]:

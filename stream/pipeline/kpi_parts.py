@@ -17,7 +17,6 @@ import logging
 import time
 import zlib
 
-from stream.aggregation.buckets import window_vectors
 from stream.aggregation.parts import (
     Part,
     decode_part,
@@ -37,10 +36,12 @@ from stream.faustx import (
 )
 from stream.kpi import report
 from stream.kpi.rows import KpiRow
-from stream.kpi.segments import Segment
+from stream.kpi.segments import Segment, agent_group
+from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
 from stream.pipeline.batches import batch_agent, pass_turn
 from stream.pipeline.codecs import PART
+from stream.pipeline.group_windows import GroupWindows
 from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
 
@@ -60,9 +61,10 @@ PART_RESEND_SECONDS = 10.0
 class KpiParts:
     """This worker's parts, the final step's table, and the merged rows."""
 
-    def __init__(self, app: CxApp, engine: KpiEngine) -> None:
+    def __init__(self, app: CxApp, engine: KpiEngine, groups: GroupWindows) -> None:
         self.app = app
         self.engine = engine
+        self.groups = groups
         self.topic = app.names.parts
         self.final = final_partition(app.settings.partitions)
         self.top_k = app.settings.agent_top_k
@@ -88,9 +90,10 @@ class KpiParts:
     # -- per partition ---------------------------------------------------------------------
     def compute(self, partition: int, now: float) -> Part:
         """`partition`'s part at `now`, from this worker's tables."""
-        vectors = window_vectors(self.engine.agent_items(partition, now), now)
+        group = agent_group(partition)
+        agents = {w.name: self.groups.window(group, w, now) for w in WINDOWS}
         counts = self.engine.sci_band_counts(partition, now)
-        return make_part(partition, now, vectors, counts, self.top_k)
+        return make_part(partition, now, agents, counts, self.top_k)
 
     def own_part(self, partition: int, now: float) -> Part:
         """`partition`'s part, recomputed when its state or window edges changed."""

@@ -10,6 +10,7 @@ from faust.web import Request, Response, View
 
 from stream.kpi.rows import KpiRow
 from stream.pipeline.app import CxApp
+from stream.pipeline.batches import pass_turn
 from stream.pipeline.health import table_recovery
 from stream.pipeline.kpi_engine import KpiEngine
 from stream.pipeline.queries import (
@@ -24,6 +25,7 @@ from stream.pipeline.queries import (
 from stream.pipeline.read_model import ReadModel, kpi_rows
 
 _encode = msgspec.json.Encoder().encode
+SNAPSHOT_TURN = 1000  # records of the snapshot topic sent between two turns of the event loop
 log = logging.getLogger(__name__)
 
 
@@ -44,11 +46,14 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, model: ReadModel) -> None:
                 query = parse(SegmentQuery, dict(request.query))
             except QueryError as error:
                 return refused(self, error)
-            _, rows = rows_at(query.at)
-            for row in rows:
-                if (row.window, row.channel, row.queue) == (query.window, query.channel,
-                                                            query.queue):  # fmt: skip
-                    return self.json(row.as_dict(vector=False))
+            if query.at is None:
+                found = model.snapshot.row(query.window, query.channel, query.queue)
+            else:
+                _, rows = rows_at(query.at)
+                found = next((row for row in rows if (row.window, row.channel, row.queue)
+                              == (query.window, query.channel, query.queue)), None)  # fmt: skip
+            if found is not None:
+                return self.json(found.as_dict(vector=False))
             recovery = table_recovery(app)
             if not recovery.done:  # say why nothing is there yet
                 why = (
@@ -101,7 +106,9 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, model: ReadModel) -> None:
         if not snapshot.built:
             return
         try:
-            for row in snapshot.rows:
+            for i, row in enumerate(snapshot.rows):
+                if i % SNAPSHOT_TURN == SNAPSHOT_TURN - 1:
+                    await pass_turn()  # a flood of names: tens of thousands of segments
                 key = "|".join((row.window, row.kind, row.channel or "", row.queue or ""))
                 value = row.as_dict(vector=False) | {"at": snapshot.at}
                 await snapshots.send(key=key.encode(), value=_encode(value))

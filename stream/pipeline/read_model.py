@@ -14,18 +14,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from stream.aggregation.buckets import AFTER, ALL_TIME, parse_key, window_vectors
+from stream.aggregation.group_sums import MemberBucket
 from stream.aggregation.messages import BucketState
 from stream.kpi import churn, report
 from stream.kpi import summary as s
 from stream.kpi.rows import KpiRow
-from stream.kpi.segments import CHURN, Segment
+from stream.kpi.segments import CHURN, Segment, is_group, member_segment
 from stream.kpi.windows import WINDOWS
 from stream.pipeline.app import CxApp
 from stream.pipeline.batches import pass_turn
+from stream.pipeline.group_windows import GroupWindows
 from stream.pipeline.kpi_engine import KpiEngine
 from stream.pipeline.kpi_parts import KpiParts
 
@@ -65,8 +68,24 @@ def segment_rows(
     return rows
 
 
-def _is_agents(stored_segment: str) -> bool:
-    return stored_segment.startswith("a|")
+def group_rows(group: str, windows: Mapping[str, MemberBucket]) -> list[KpiRow]:
+    """The rows of a group's members (queues of a channel, or agents), from each window's
+    sums, in the order `segment_rows` gives them (by member, then window)."""
+    members = sorted(
+        ((name, window, vector)
+         for window, bucket in windows.items()
+         for name, vector in zip(bucket.names, bucket.matrix.tolist(), strict=True)),
+        key=lambda member: (member[0], member[1]),
+    )  # fmt: skip
+    probe = Segment.parse(member_segment(group, "-"))
+    if probe.kind == "q":
+        return [KpiRow(window, "q", None, vector, channel=probe.channel, queue=name)
+                for name, window, vector in members]  # fmt: skip
+    return [KpiRow(window, "a", None, vector, agent_id=name) for name, window, vector in members]
+
+
+Members = Mapping[str, MemberBucket]  # a group's members summed per window (name -> sums)
+Segments = tuple[tuple[str, tuple[KpiRow, ...] | Members], ...]  # by stored segment
 
 
 class KpiReader:
@@ -76,16 +95,20 @@ class KpiReader:
     bucket boundaries). Between two edges only the segments a stage-2 batch changed are
     computed again (the engine reports the keys it wrote, `mark`); at an edge, or when the
     owned partitions change, every segment is. So a build costs O(series), plus the
-    changed segments' buckets. The SCI rows come merged from every partition's part
-    (stream.pipeline.kpi_parts), which caches per partition the same way.
+    changed segments' buckets. A group's members stay arrays (stream.pipeline.group_windows):
+    a flood of names costs a build one scatter-add per changed bucket, and no Python object
+    per member (`Snapshot.rows` makes the rows when a request asks for them). The SCI rows
+    come merged from every partition's part (stream.pipeline.kpi_parts), which caches per
+    partition the same way.
     """
 
-    def __init__(self, engine: KpiEngine, parts: KpiParts) -> None:
+    def __init__(self, engine: KpiEngine, parts: KpiParts, groups: GroupWindows) -> None:
         self.engine = engine
         self.parts = parts
+        self.groups = groups
         self._edges: object = None
         self._keys: dict[str, set[bytes]] = defaultdict(set)  # stored segment -> bucket keys
-        self._rows: dict[str, list[KpiRow]] = {}  # stored segment -> its rows
+        self._segments: dict[str, tuple[KpiRow, ...] | Members] = {}  # stored segment -> rows
         self._dirty: set[str] = set()
         engine.listeners.append(self.mark)
 
@@ -101,18 +124,18 @@ class KpiReader:
             self._keys[segment].add(key)
             self._dirty.add(segment)
 
-    async def rows(self, now: float) -> list[KpiRow]:
-        """Every row at `now`: the changed segments' computed again, one at a time between
-        turns of the event loop."""
+    async def segments(self, now: float) -> Segments:
+        """Every segment's rows at `now` (a group's: its members' sums), the changed segments
+        computed again, one at a time between turns of the event loop."""
         edges = (frozenset(self.engine.owned_partitions()), tuple(w.bucket(now) for w in WINDOWS))
         if edges != self._edges:
             self._edges = edges
             self._keys.clear()
-            self._rows.clear()
+            self._segments.clear()
             for key, _ in self.engine.owned_items():
                 self.mark(-1, [key])
         for segment in sorted(self._dirty):
-            await pass_turn()  # a group can hold thousands of members' vectors per bucket
+            await pass_turn()
             if segment in self._dirty:  # (not refreshed meanwhile)
                 self._refresh(segment, now)
                 self._dirty.discard(segment)
@@ -121,36 +144,75 @@ class KpiReader:
         for segment in sorted(self._dirty):
             self._refresh(segment, now)
         self._dirty.clear()
-        rows = [row for segment in sorted(self._rows) for row in self._rows[segment]]
-        return rows + self.parts.sci_rows(now)
+        return tuple(sorted(self._segments.items()))
 
     def _refresh(self, segment: str, now: float) -> None:
+        if is_group(segment):
+            sums = {w.name: self.groups.window(segment, w, now) for w in WINDOWS}
+            members = {window: bucket for window, bucket in sums.items() if bucket.names}
+            if members:
+                self._segments[segment] = members
+            else:
+                self._segments.pop(segment, None)
+            return
         keys = sorted(self._keys[segment])
         states = self.engine.buckets.get_many(0, keys)  # memory store: any partition
         items = [(k, state) for k, state in zip(keys, states, strict=True) if state]
         self._keys[segment] = {k for k, _ in items}
         rows = segment_rows(self.engine, now, items)
         if rows:
-            self._rows[segment] = rows
+            self._segments[segment] = tuple(rows)
         else:
-            self._rows.pop(segment, None)
+            self._segments.pop(segment, None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Snapshot:
-    """Every row at `at`: `rows` (queues, every agent of the owned partitions, churn, SCI)
-    and, on the final partition's owner, `top_agents` (the merged candidates /metrics folds
-    into the top K agents)."""
+    """Every row at `at`, of the segments this worker owns: `segments` (a group's members as
+    arrays per window), `sci`, and, on the final partition's owner, `top_agents` (the merged
+    candidates /metrics folds into the top K agents)."""
 
     at: float
-    rows: tuple[KpiRow, ...]
-    top_agents: tuple[KpiRow, ...]
+    segments: Segments
+    sci: tuple[KpiRow, ...]
+    top_agents: tuple[KpiRow, ...] = ()
     built: bool = True  # False: the empty snapshot before the first build
 
+    @cached_property
+    def rows(self) -> tuple[KpiRow, ...]:
+        """Every row (queues, every agent of the owned partitions, churn, SCI), made once
+        per snapshot when first asked for."""
+        out: list[KpiRow] = []
+        for segment, rows in self.segments:
+            out += rows if isinstance(rows, tuple) else group_rows(segment, rows)
+        return (*out, *self.sci)
+
     @property
-    def exported(self) -> list[KpiRow]:
-        """What /metrics exports from `rows`: all but the agents' own (see `top_agents`)."""
-        return [row for row in self.rows if row.kind != "a"]
+    def totals(self) -> list[KpiRow]:
+        """The rows that are not a group's members: channel totals, churn, SCI."""
+        out = [row for _, rows in self.segments if isinstance(rows, tuple) for row in rows]
+        return out + list(self.sci)
+
+    def members(self, kind: str) -> Iterator[tuple[str, str, MemberBucket]]:
+        """(window, channel, members) of every group of `kind` ("q": a channel's queues,
+        "a": agents; channel "" for agents)."""
+        for segment, rows in self.segments:
+            if isinstance(rows, tuple) or segment[0] != kind:
+                continue
+            channel = Segment.parse(member_segment(segment, "-")).channel if kind == "q" else ""
+            for window, bucket in rows.items():
+                yield window, channel, bucket
+
+    def row(self, window: str, channel: str, queue: str) -> KpiRow | None:
+        """The row of one (window, channel, queue), without making the others."""
+        for row in self.totals:
+            if (row.kind, row.window, row.channel, row.queue) == ("q", window, channel, queue):
+                return row
+        for w, c, bucket in self.members("q"):
+            if (w, c) == (window, channel) and queue in bucket.names:
+                i = bucket.names.index(queue)
+                return KpiRow(w, "q", None, bucket.matrix[i].tolist(), channel=c, queue=queue)
+        return None
 
 
 class ReadModel:
@@ -172,6 +234,7 @@ class ReadModel:
 
     async def build(self, now: float) -> Snapshot:
         await self.reader.parts.refresh_own(now)
-        rows = await self.reader.rows(now)  # no turn of the loop from its last step to here
+        segments = await self.reader.segments(now)  # no turn of the loop from its end to here
+        sci = self.reader.parts.sci_rows(now)
         top_agents = self.reader.parts.agent_rows(now)
-        return Snapshot(now, tuple(rows), tuple(top_agents))
+        return Snapshot(now, segments, tuple(sci), tuple(top_agents))

@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream import faustx
 from stream.exporter import KpiCollector
 from stream.exporter.lag import ConsumerLagCollector
-from stream.exporter.snapshot import SnapshotTimeCollector
+from stream.exporter.snapshot import SnapshotExposition, SnapshotTimeCollector
 from stream.pipeline.app import CxApp
 from stream.pipeline.read_model import ReadModel
 
 
 def register_web(app: CxApp, model: ReadModel) -> None:
-    app.registry.register(
+    # The KPI gauges read the read model's snapshot: their text is made once per snapshot.
+    kpis = CollectorRegistry(auto_describe=False)
+    kpis.register(
         KpiCollector(
-            lambda: model.snapshot.exported,
+            lambda: model.snapshot.totals,
             top_k=app.settings.agent_top_k,
             queue_top_k=app.settings.queue_top_k,
             agent_rows=lambda: list(model.snapshot.top_agents),
+            queue_members=lambda: model.snapshot.members("q"),
         )
     )
-    app.registry.register(SnapshotTimeCollector(model.snapshot_at))
+    kpis.register(SnapshotTimeCollector(model.snapshot_at))
+    exposition = SnapshotExposition(kpis, lambda: model.snapshot)
     app.registry.register(ConsumerLagCollector(lambda: faustx.lag(app)))
 
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            body = generate_latest(app.registry)
+            body = exposition.text() + generate_latest(app.registry)
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     _ = Metrics

@@ -10,6 +10,7 @@ from stream.aggregation.parts import (
     decode_part,
     encode_part,
     make_part,
+    members_by_window,
     merge_agents,
     merge_sci,
 )
@@ -56,7 +57,7 @@ def test_merged_top_k_and_other_equal_one_owners(
             continue
         by_partition[shard_of(segment[2:], PARTITIONS)][(segment, window)] = v
     parts = [
-        decode_part(encode_part(make_part(p, NOW, by_partition[p], {}, top_k)))
+        decode_part(encode_part(make_part(p, NOW, members_by_window(by_partition[p]), {}, top_k)))
         for p in range(PARTITIONS)
     ]
     merged = fold(rows(merge_agents(parts)), top_k)
