@@ -70,7 +70,7 @@ def test_a_changed_signature_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_an_unknown_faust_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(faustx, "version", lambda name: "0.16.0")
+    monkeypatch.setattr(faustx.contract, "version", lambda name: "0.16.0")
     with pytest.raises(faustx.IncompatibleFaust, match=r"faust-streaming 0\.16\.0"):
         faustx.check()
 
@@ -136,7 +136,7 @@ async def test_a_state_table_logs_one_record_per_batch_and_recovery_keeps_the_la
         sent.append((partition, list(records)))
         return []
 
-    monkeypatch.setattr(faustx, "send_batched", send_batched)
+    monkeypatch.setattr(faustx.tables, "send_batched", send_batched)
     table = state_table(tmp_path)
     table.put_many(1, {b"id-1": b"v1", b"id-2": b"v2"})
     table.put_many(1, {b"id-1": b"v1'", b"mark": b"m"})  # one take, two writes
