@@ -16,7 +16,7 @@ from stream.pipeline.web import register_web
 app = create_app()
 register_normalisers(app)
 engine = KpiEngine(app)
-groups = GroupWindows(app, engine)
+groups = GroupWindows.of(app, engine)
 model = ReadModel(app, KpiReader(engine, KpiParts(app, engine, groups), groups))
 register_kpi_views(app, engine, model)
 register_web(app, model)

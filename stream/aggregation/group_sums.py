@@ -66,7 +66,9 @@ def ranked(members: MemberBucket, top_k: int) -> tuple[list[int], list[int]]:
     ranking = [i for i, name in enumerate(names) if name != OTHER]
     if ranking:
         responses = members.matrix[ranking, summary.N]
-        order = np.lexsort((np.array([names[i] for i in ranking]), -responses))
+        # Object dtype: Python's order of str (numpy's "U" would drop trailing NULs).
+        labels = np.array([names[i] for i in ranking], dtype=object)
+        order = np.lexsort((labels, -responses))
         ranking = [ranking[i] for i in order]
     rest = ranking[top_k:] + [i for i, name in enumerate(names) if name == OTHER]
     return ranking[:top_k], rest

@@ -23,18 +23,14 @@ partition and per refresh, never per event.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 import msgspec
-import numpy as np
 
 from stream.aggregation.group_sums import MemberBucket, ranked
 from stream.kpi import sci, summary
 from stream.kpi.segments import OTHER, Segment
 from stream.kpi.windows import WINDOWS
-
-Vectors = Mapping[tuple[str, str], list[float]]  # (segment, window) -> summary vector
 
 
 class Part(msgspec.Struct, array_like=True):
@@ -90,17 +86,6 @@ def window_candidates(members: MemberBucket, top_k: int) -> list[tuple[str, list
     if rest:
         chosen.append((OTHER, sparse(members.matrix[rest].sum(axis=0).tolist())))
     return chosen
-
-
-def members_by_window(agent_vectors: Vectors) -> dict[str, MemberBucket]:
-    """(agent segment, window) -> vector, as each window's members."""
-    by_window: dict[str, dict[str, list[float]]] = defaultdict(dict)
-    for (segment, window), vector in agent_vectors.items():
-        by_window[window][Segment.parse(segment).agent_id] = vector
-    return {
-        window: MemberBucket(list(vectors), np.array(list(vectors.values()), dtype=np.float64))
-        for window, vectors in by_window.items()
-    }
 
 
 def make_part(

@@ -4,7 +4,7 @@ log and the id states' log."""
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import (
     Callable,
     Iterable,
@@ -52,10 +52,21 @@ class CodecTable(faust.Table):
         # per partition: key -> (value, encoded value or None for a delete), not in the store yet
         self.staged: dict[int, dict[bytes, tuple[Any, bytes | None]]] = {}
         self.writes = 0  # keys written or deleted since start (readers cache on it)
+        # per partition: changelog batches applied to the store (recovery, standbys), which
+        # write it without a take: readers that cache what they read start again on a change
+        self.replayed: Counter[int] = Counter()
         super().__init__(app, key_type=bytes, **kwargs)
 
     def _serializer_from_type(self, typ: Any) -> Any:
         return "raw" if typ is bytes else self.value_codec
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        events = list(batch)
+        self.count_replayed(events)
+        super().apply_changelog_batch(events)
+
+    def count_replayed(self, events: Iterable[Any]) -> None:
+        self.replayed.update({event.message.partition for event in events})
 
     def send_changelog(self, partition: int | None, key: Any, value: Any, *a: Any, **k: Any) -> Any:
         raise RuntimeError(f"{self.name}: write with put_many(partition, ...), not table[key]")
@@ -68,22 +79,23 @@ class CodecTable(faust.Table):
         store: Any = self.data
         return store._db_for_partition(partition)
 
-    def get_many(self, partition: int, keys: Sequence[bytes]) -> list[Any]:
-        """The values of `keys` in `partition` (None where absent), staged writes included:
-        one RocksDB multi-get."""
+    def get_many(self, partition: int, keys: Sequence[bytes], staged: bool = True) -> list[Any]:
+        """The values of `keys` in `partition` (None where absent), staged writes included
+        unless `staged` is False (the read side: what is committed only): one RocksDB
+        multi-get."""
         if not keys:
             return []
-        staged = self.staged.get(partition)
+        staged_values = self.staged.get(partition) if staged else None
         if not self.on_rocksdb:
             data = self.data.data
             found = [data.get(key) for key in keys]
         else:
             raws = self._db(partition).get(list(keys))
             found = [None if raw is None else self.decode(raw) for raw in raws]
-        if staged:
+        if staged_values:
             for i, key in enumerate(keys):
-                if key in staged:
-                    found[i] = staged[key][0]
+                if key in staged_values:
+                    found[i] = staged_values[key][0]
         return found
 
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
@@ -237,7 +249,9 @@ class DeltaLogTable(CodecTable):
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
         by_partition: dict[int, list[bytes]] = defaultdict(list)
         last: dict[TP, int] = {}
-        for event in batch:
+        events = list(batch)
+        self.count_replayed(events)
+        for event in events:
             message = event.message
             if message.value is not None:
                 by_partition[message.partition].append(message.value)

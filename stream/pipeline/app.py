@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
     app = CxApp(settings.app_id, **options)
     faustx.install(app, faustx.FetchOptions(settings.fetch_min_bytes, settings.fetch_max_wait_ms))
     # Changelogs written in transactions end with a commit marker, which Faust's recovery
-    # would wait for: it is told where their last records are (stream.faustx.highwaters).
+    # would wait for: it is told where their last records are (faustx's
+    # BatchConsumer.highwaters).
     app.changelog_ends_hook = functools.partial(last_record_ends, kafka)  # type: ignore[attr-defined]
     app.settings = settings
     app.kafka = kafka

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from stream.aggregation.buckets import KeyPlan, bucket_key, expired, parse_key
+from stream.aggregation.buckets import KeyPlan, expired, parse_key
 from stream.aggregation.customer_sums import CustomerChange, CustomerSums
 from stream.aggregation.dedupe import decide_lifecycle, decide_once, decide_revision
 from stream.aggregation.messages import (
@@ -53,12 +53,11 @@ from stream.kpi import response as response_kpi
 from stream.kpi import summary
 from stream.kpi.segments import (
     CHURN,
-    agent_group,
     dispatch_segments,
     is_customer,
     response_segments,
 )
-from stream.kpi.windows import LONGEST, WINDOWS
+from stream.kpi.windows import LONGEST
 from stream.models import Dispatch, LifecycleEvent
 from stream.pipeline.app import CxApp
 from stream.pipeline.batches import batch_agent, pass_turn, rounds
@@ -412,17 +411,6 @@ class KpiEngine:
     # -- read side -----------------------------------------------------------------------------
     def owned_partitions(self) -> set[int]:
         return {tp.partition for tp in assigned(self.app) if tp.topic == self.names.partials}
-
-    def agent_items(self, partition: int, now: float) -> list[tuple[bytes, BucketState]]:
-        """The agent group records of `partition` inside some window at `now`."""
-        group = agent_group(partition)
-        keys = [
-            bucket_key(group, w.name, b)
-            for w in WINDOWS
-            for b in range(w.bucket(now) - w.buckets + 1, w.bucket(now) + 1)
-        ]
-        states = self.buckets.get_many(partition, keys)
-        return [(k, state) for k, state in zip(keys, states, strict=True) if state is not None]
 
     def customer_items(self, partition: int) -> Iterator[tuple[bytes, BucketState]]:
         for key, state in self.customers.items_in({partition}):

@@ -88,10 +88,11 @@ class KpiParts:
             self._dirty[partition] = True
 
     # -- per partition ---------------------------------------------------------------------
-    def compute(self, partition: int, now: float) -> Part:
-        """`partition`'s part at `now`, from this worker's tables."""
+    def compute(self, partition: int, now: float, fresh: bool = False) -> Part:
+        """`partition`'s part at `now`, from this worker's tables (`fresh`: not through the
+        read side's cache, e.g. for a request's `?at=`)."""
         group = agent_group(partition)
-        agents = {w.name: self.groups.window(group, w, now) for w in WINDOWS}
+        agents = {w.name: self.groups.window(group, w, now, fresh) for w in WINDOWS}
         counts = self.engine.sci_band_counts(partition, now)
         return make_part(partition, now, agents, counts, self.top_k)
 
@@ -161,7 +162,8 @@ class KpiParts:
         owned = self.engine.owned_partitions()
         keys = [str(p).encode() for p in range(self.app.settings.partitions) if p not in owned]
         received = [part for part in self.table.get_many(self.final, keys) if part is not None]
-        own = [self.compute(p, now) if fresh else self.own_part(p, now) for p in sorted(owned)]
+        own = [self.compute(p, now, fresh=True) if fresh else self.own_part(p, now)
+               for p in sorted(owned)]  # fmt: skip
         return own + received
 
     def merged(self, now: float, fresh: bool = False) -> tuple[list[KpiRow], list[KpiRow]]:

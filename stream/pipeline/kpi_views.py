@@ -30,11 +30,11 @@ log = logging.getLogger(__name__)
 
 
 def register_kpi_views(app: CxApp, engine: KpiEngine, model: ReadModel) -> None:
-    def rows_at(at: float | None) -> tuple[float, list[KpiRow]]:
+    async def rows_at(at: float | None) -> tuple[float, list[KpiRow]]:
         if at is not None:
             return at, kpi_rows(engine, model.reader.parts, at)
         snapshot = model.snapshot
-        return snapshot.at, list(snapshot.rows)
+        return snapshot.at, list(await snapshot.made_rows())
 
     def refused(view: View, error: QueryError) -> Response:
         return view.json(error.body, status=400)
@@ -49,7 +49,7 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, model: ReadModel) -> None:
             if query.at is None:
                 found = model.snapshot.row(query.window, query.channel, query.queue)
             else:
-                _, rows = rows_at(query.at)
+                _, rows = await rows_at(query.at)
                 found = next((row for row in rows if (row.window, row.channel, row.queue)
                               == (query.window, query.channel, query.queue)), None)  # fmt: skip
             if found is not None:
@@ -70,7 +70,7 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, model: ReadModel) -> None:
                 query = parse(At, dict(request.query))
             except QueryError as error:
                 return refused(self, error)
-            now, rows = rows_at(query.at)
+            now, rows = await rows_at(query.at)
             recovery = table_recovery(app)
             state = {"recovered": recovery.recovered, "total": recovery.total,
                      "done": recovery.done}  # fmt: skip
@@ -83,7 +83,7 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, model: ReadModel) -> None:
                 query = parse(RankingQuery, dict(request.query))
             except QueryError as error:
                 return refused(self, error)
-            now, rows = rows_at(query.at)
+            now, rows = await rows_at(query.at)
             return self.json({"at": now, "rows": ranking(rows, query, "a")})
 
     @app.page("/kpi/queues")
@@ -93,7 +93,7 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, model: ReadModel) -> None:
                 query = parse(QueueRankingQuery, dict(request.query))
             except QueryError as error:
                 return refused(self, error)
-            now, rows = rows_at(query.at)
+            now, rows = await rows_at(query.at)
             return self.json({"at": now, "rows": ranking(rows, query, "q", query.channel)})
 
     _ = (Kpi, KpiAll, KpiAgents, KpiQueues)
@@ -106,7 +106,7 @@ def register_kpi_views(app: CxApp, engine: KpiEngine, model: ReadModel) -> None:
         if not snapshot.built:
             return
         try:
-            for i, row in enumerate(snapshot.rows):
+            for i, row in enumerate(await snapshot.made_rows()):
                 if i % SNAPSHOT_TURN == SNAPSHOT_TURN - 1:
                     await pass_turn()  # a flood of names: tens of thousands of segments
                 key = "|".join((row.window, row.kind, row.channel or "", row.queue or ""))

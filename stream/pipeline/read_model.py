@@ -4,9 +4,11 @@ A timer rebuilds it every `CX_READ_REFRESH_SECONDS` from the incremental readers
 only the segments a stage-2 batch changed, every segment at a window edge; KpiParts: the
 merged agents and SCI), passing the event loop's turn between agent groups. /metrics, /kpi,
 /kpi/all, /kpi/agents, /kpi/queues and the snapshot topic read the current snapshot: no
-request recomputes state, so a request costs the same whatever the state's size, and what one
-scrape shows is one consistent moment (`at`). `?at=EPOCH` asks for another time than the
-snapshot's: it is computed for that request, as before.
+request recomputes state, and what one scrape shows is one consistent moment (`at`). A
+group's members stay arrays in the snapshot: /metrics and /kpi read them as they are, and the
+endpoints that list every member make their rows once per snapshot, a group per turn of the
+event loop. `?at=EPOCH` asks for another time than the snapshot's: it is computed for that
+request, as before.
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ class KpiReader:
                 segment = parse_key(key)[0]
             except ValueError:
                 continue
-            self._keys[segment].add(key)
+            if not is_group(segment):  # a group's buckets: by window (GroupWindows)
+                self._keys[segment].add(key)
             self._dirty.add(segment)
 
     async def segments(self, now: float) -> Segments:
@@ -156,7 +159,7 @@ class KpiReader:
                 self._segments.pop(segment, None)
             return
         keys = sorted(self._keys[segment])
-        states = self.engine.buckets.get_many(0, keys)  # memory store: any partition
+        states = self.engine.buckets.get_many(0, keys, staged=False)  # memory: any partition
         items = [(k, state) for k, state in zip(keys, states, strict=True) if state]
         self._keys[segment] = {k for k, _ in items}
         rows = segment_rows(self.engine, now, items)
@@ -166,7 +169,7 @@ class KpiReader:
             self._segments.pop(segment, None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Snapshot:
     """Every row at `at`, of the segments this worker owns: `segments` (a group's members as
     arrays per window), `sci`, and, on the final partition's owner, `top_agents` (the merged
@@ -181,11 +184,24 @@ class Snapshot:
     @cached_property
     def rows(self) -> tuple[KpiRow, ...]:
         """Every row (queues, every agent of the owned partitions, churn, SCI), made once
-        per snapshot when first asked for."""
+        per snapshot when first asked for (on the event loop: `made_rows`)."""
         out: list[KpiRow] = []
         for segment, rows in self.segments:
             out += rows if isinstance(rows, tuple) else group_rows(segment, rows)
         return (*out, *self.sci)
+
+    async def made_rows(self) -> tuple[KpiRow, ...]:
+        """`rows`, a group per turn of the event loop (a shard's agents under a flood of names
+        are tens of thousands of rows)."""
+        if "rows" not in vars(self):
+            out: list[KpiRow] = []
+            for segment, rows in self.segments:
+                if not isinstance(rows, tuple):
+                    await pass_turn()
+                    rows = tuple(group_rows(segment, rows))
+                out += rows
+            vars(self).setdefault("rows", (*out, *self.sci))
+        return self.rows
 
     @property
     def totals(self) -> list[KpiRow]:

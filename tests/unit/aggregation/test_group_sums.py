@@ -17,7 +17,7 @@ from stream.kpi.windows import BY_NAME, WINDOWS
 
 NOW = 1_750_000_000.0
 GROUP = "q|sms|*"
-NAMES = ["billing", "claims", "sales", "é-queue", OTHER]
+NAMES = ["billing", "claims", "sales", "é-queue", "ann", "ann\x00", "", OTHER]
 
 # A member's vector: a few slots, integer counts and fractional sums (CSI), as answers give.
 vectors = st.lists(st.sampled_from([0, 1, 2, 5, 0.25, 1 / 3]), min_size=summary.SIZE,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stream.aggregation.group_sums import MemberBucket
 from stream.aggregation.parts import (
     decode_part,
     encode_part,
     make_part,
-    members_by_window,
     merge_agents,
     merge_sci,
 )
@@ -18,10 +20,21 @@ from stream.exporter.collector import fold
 from stream.kpi import report, sci
 from stream.kpi import summary as s
 from stream.kpi.rows import KpiRow
-from stream.kpi.segments import OTHER, shard_of
+from stream.kpi.segments import OTHER, Segment, shard_of
 
 NOW = 1_714_600_000.0
 PARTITIONS = 4
+
+
+def members_by_window(agent_vectors: dict[tuple[str, str], list[float]]) -> dict[str, MemberBucket]:
+    """(agent segment, window) -> vector, as each window's members (what make_part takes)."""
+    by_window: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for (segment, window), v in agent_vectors.items():
+        by_window[window][Segment.parse(segment).agent_id] = v
+    return {
+        window: MemberBucket(list(vectors), np.array(list(vectors.values()), dtype=np.float64))
+        for window, vectors in by_window.items()
+    }
 
 
 def vector(n: int, promoters: int) -> list[float]:

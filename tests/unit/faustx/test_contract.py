@@ -113,6 +113,32 @@ def test_a_delta_table_replays_its_changelog_by_partition(tmp_path) -> None:  # 
     table.apply_changelog_batch([event(5, b"a"), event(6, None), event(7, b"b")])
     assert replayed == [(2, [b"a", b"b"])]
     assert table.data.persisted_offset(tp) == 7
+    assert table.replayed == {2: 1}  # readers that cache the store start again
+
+
+def test_a_codec_table_counts_the_changelog_batches_faust_applies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    app = create_app(Settings(data_dir=tmp_path), KafkaSettings())
+    table = faustx.CodecTable(
+        app, value_codec="raw", encode=lambda v: v, decode=lambda b: b, name="plain",
+        store="memory://local", partitions=4,
+    )  # fmt: skip
+    tp = TP(table.changelog_topic.get_topic_name(), 3)
+    events = [
+        SimpleNamespace(
+            key=k, value=v, message=SimpleNamespace(tp=tp, partition=3, offset=o, value=v)
+        )
+        for o, (k, v) in enumerate([(b"k1", b"v1"), (b"k2", b"v2")])
+    ]
+    table.apply_changelog_batch(events)  # Faust's own apply, after the count
+    assert table.replayed == {3: 1}
+    assert table.get_many(3, [b"k1", b"k2"]) == [b"v1", b"v2"]
+    table.put_many(3, {b"k1": b"staged"})
+    assert table.get_many(3, [b"k1"]) == [b"staged"]
+    assert table.get_many(3, [b"k1"], staged=False) == [b"v1"]  # what is committed only
 
 
 def state_table(tmp_path, retention: float | None = 3600.0) -> faustx.StateLogTable:  # type: ignore[no-untyped-def]

@@ -43,7 +43,7 @@ def test_rows_are_made_from_the_arrays_in_segment_order() -> None:
     expected = [
         *group_rows("a|0|*", agents[1]),  # type: ignore[arg-type]
         *group_rows(GROUP, queues[1]),  # type: ignore[arg-type]
-        *total[1],  # type: ignore[misc]
+        *total[1],
         *snap.sci,
     ]
     assert list(snap.rows) == expected
@@ -83,3 +83,8 @@ def test_gauges_from_the_arrays_equal_the_gauges_from_rows() -> None:
         )
         assert from_arrays == from_rows
         assert any('queue="billing"' in line for line in from_rows) == (top_k > 0)
+
+
+async def test_rows_made_on_the_loop_equal_the_rows() -> None:
+    made = await snapshot().made_rows()
+    assert list(made) == list(snapshot().rows)
