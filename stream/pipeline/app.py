@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from stream import faustx
 from stream.pipeline.metrics import PipelineMetrics
-from stream.pipeline.topics import TopicNames, ensure_topics
+from stream.pipeline.topics import PARTIAL_RECORD_MAX_BYTES, TopicNames, ensure_topics
 from stream.pipeline.transactions import last_record_ends
 from stream.settings import KafkaSettings, Settings, get_kafka_settings, get_settings
 
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         "producer_acks": -1,
         # Agents send a batch's records as produce batches (stream.faustx.send_batched).
         "producer_max_batch_size": 512 * 1024,
+        "producer_max_request_size": PARTIAL_RECORD_MAX_BYTES,
+        "consumer_max_fetch_size": PARTIAL_RECORD_MAX_BYTES,
         "consumer_auto_offset_reset": "earliest",
         "broker_session_timeout": settings.session_timeout,
         "broker_heartbeat_interval": min(3.0, settings.session_timeout / 5),

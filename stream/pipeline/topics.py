@@ -9,6 +9,14 @@ from typing import Any
 
 from stream.settings import KafkaSettings, Settings
 
+# Largest partial record (stage 1 -> stage 2). The sums that reach one group record (e.g. every
+# queue of a round in one bucket of queue="all"'s group) are never split across records, so
+# under a flood of names one record holds an entry per name of a 4,000-record round: up to
+# about 1 MB with 64-character names, above the broker's default 1 MB limit (a take that
+# could never be sent). The partials topic, the transactional producers and the consumer's
+# fetch allow this much.
+PARTIAL_RECORD_MAX_BYTES = 8 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class TopicNames:
@@ -61,7 +69,10 @@ async def ensure_topics(settings: Settings, kafka: KafkaSettings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [name for name in names if name not in existing]
         if missing:
-            new = [NewTopic(name, settings.partitions, 1) for name in missing]
+            partials = TopicNames.from_settings(settings).partials
+            configs = {partials: {"max.message.bytes": str(PARTIAL_RECORD_MAX_BYTES)}}
+            new = [NewTopic(name, settings.partitions, 1, topic_configs=configs.get(name, {}))
+                   for name in missing]  # fmt: skip
             response = await admin.create_topics(new)
             for name, code, *_ in getattr(response, "topic_errors", []):
                 if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won)

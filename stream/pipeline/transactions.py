@@ -46,6 +46,7 @@ from aiokafka.errors import IllegalOperation, KafkaError, KafkaTimeoutError
 from faust.types import TP
 
 from stream.faustx import CodecTable, RecordBatch, Sent, confirmed
+from stream.pipeline.topics import PARTIAL_RECORD_MAX_BYTES
 from stream.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class PartitionTransactions:
             # 24 ms per take with it, 13-17 ms with 5 ms).
             retry_backoff_ms=5,
             max_batch_size=512 * 1024,
+            max_request_size=PARTIAL_RECORD_MAX_BYTES,
             request_timeout_ms=int(self.app.conf.producer_request_timeout * 1000),
         )
 
