@@ -93,7 +93,6 @@ def create_app(settings: Settings | None = None, kafka: KafkaSettings | None = N
         # Agents send a batch's records as produce batches (stream.faustx.send_batched).
         "producer_max_batch_size": 512 * 1024,
         "producer_max_request_size": PARTIAL_RECORD_MAX_BYTES,
-        "consumer_max_fetch_size": PARTIAL_RECORD_MAX_BYTES,
         "consumer_auto_offset_reset": "earliest",
         "broker_session_timeout": settings.session_timeout,
         "broker_heartbeat_interval": min(3.0, settings.session_timeout / 5),
