@@ -183,12 +183,16 @@ class PartitionTransactions:
                 await step("begin", producer.begin_transaction())
                 yield take
                 await step("changelogs", take.send_changelogs())
+                # Every record acknowledged before the commit: aiokafka commits a transaction
+                # one of whose produce batches the broker refused (MessageSizeTooLargeError,
+                # say) without that batch, and the refusal only shows in the batch's future.
+                written = await step("confirmations", confirmed(take.sent))
+                await step("dead letters", asyncio.gather(*take.futures))
                 offsets = {TopicPartition(batch.tp.topic, batch.tp.partition): batch.end}
                 await step(
                     "offsets", producer.send_offsets_to_transaction(offsets, self.app.conf.id)
                 )
                 await step("commit", producer.commit_transaction())
-                written = await step("confirmations", confirmed(take.sent))
             except BaseException as exc:
                 for table in tables:
                     table.discard_staged(partition)

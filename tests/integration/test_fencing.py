@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import IllegalOperation, KafkaConnectionError, KafkaError, KafkaTimeoutError
 from faust.types import TP
 
-from stream.faustx import RecordBatch
+from stream.faustx import RecordBatch, send_batched
 from stream.pipeline.transactions import Fenced, PartitionTransactions, last_record_ends
 from stream.settings import KafkaSettings
 
@@ -212,3 +212,30 @@ async def test_a_take_that_left_its_transaction_fails_as_a_kafka_error(
         await owner.stop()
     assert await committed_values(kafka, out) == [b"again"]
     assert owner.rejoins_asked == 0
+
+
+async def test_a_take_with_a_refused_batch_commits_nothing(kafka_bootstrap: str) -> None:
+    """The broker refuses one produce batch of a take (larger than its topic allows) after
+    the take already wrote to that partition: aiokafka would still commit the transaction,
+    without that batch, so the take waits for every batch before it commits."""
+    kafka, owner, batch, out = await one_owner(kafka_bootstrap, "refused")
+    small = f"{out}.small"
+    admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs())
+    await admin.start()
+    try:
+        topic = NewTopic(small, 1, 1, topic_configs={"max.message.bytes": "2048"})
+        await admin.create_topics([topic])
+    finally:
+        await admin.close()
+    try:
+        with pytest.raises(KafkaError):
+            async with owner.take(batch) as take:
+                producer = take.producer
+                for value in (b"fits", b"x" * 8192):  # the partition joins, then a refusal
+                    take.sent += await send_batched(None, small, 0, [(None, value)], producer)
+                take.sent += await send_batched(None, out, 0, [(None, b"kept?")], producer)
+        await owner.on_assigned({batch.tp}, 2)  # a new producer ends what the old one left open
+        assert await committed_values(kafka, out) == []
+        assert await committed_values(kafka, small) == []
+    finally:
+        await owner.stop()
