@@ -22,7 +22,8 @@ import msgspec
 
 from bench.workload import responses
 from stream.aggregation.buckets import KeyPlan
-from stream.aggregation.messages import BucketState, IdState, Partial, id_partition
+from stream.aggregation.messages import BucketState, IdState, Partial
+from stream.aggregation.routing import id_partition, id_partitions
 from stream.aggregation.stage1 import plan_batch
 from stream.aggregation.stage2 import apply_batch
 
@@ -63,7 +64,7 @@ def run(events: int, size: int, gc_threshold: int | None = None) -> dict[str, An
         plan = plan_batch(
             f"responses:{partition}", partition, records, engine.parse_response, limits,
             lambda keys, store=store: [store.get(k) for k in keys],
-            functools.partial(id_partition, partitions=PARTITIONS), engine.owner_of,
+            functools.partial(id_partitions, partitions=PARTITIONS), engine.owner_of,
             shards=PARTITIONS,
         )  # fmt: skip
         store.update(plan.states)

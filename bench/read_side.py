@@ -33,8 +33,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from stream.aggregation.buckets import KeyPlan, parse_key, window_vectors
 from stream.aggregation.group_sums import MemberArrays
-from stream.aggregation.messages import BucketState, IdState, Partial, id_partition
+from stream.aggregation.messages import BucketState, IdState, Partial
 from stream.aggregation.parts import make_part, sparse
+from stream.aggregation.routing import id_partition, id_partitions
 from stream.aggregation.stage1 import plan_batch
 from stream.aggregation.stage2 import apply_batch
 from stream.exporter import KpiCollector
@@ -82,7 +83,7 @@ def flood_states(events: int) -> States:
             plan = plan_batch(
                 f"responses:{partition}", partition, records[i : i + 4000], engine.parse_response,
                 limits, lambda keys, store=store: [store.get(k) for k in keys],
-                functools.partial(id_partition, partitions=PARTITIONS), engine.owner_of,
+                functools.partial(id_partitions, partitions=PARTITIONS), engine.owner_of,
                 shards=PARTITIONS,
             )  # fmt: skip
             store.update(plan.states)

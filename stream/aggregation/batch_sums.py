@@ -8,11 +8,13 @@ live traffic does: the 7 d window has 14 buckets of 12 h, so a batch of 4,000 an
 over six days costs a queue's segment at most 14 entries, where sums per 15 s bucket (one
 bucket of every window) folded almost nothing.
 
-Per message only its event time, its segments' integer codes and its sparse slots are appended
-to lists (`add`); `entries` does the rest as numpy operations: bucket numbers per window, live
-masks, one int64 key per (segment, bucket), `np.unique` and a sorted `np.add.reduceat` for the
-sums. A bucket is kept one bucket past the live range (stage 2, on another clock, drops what is
-not live when it applies), and the churn segment's all-time totals are one more target.
+Per message only references to its event time, segments and sparse slots are appended to
+lists (`add`); `entries` does the rest once per batch: one integer code per segment (a dict
+over the flattened segments), then numpy operations: the dense slots (`np.bincount`), bucket
+numbers per window, live masks, one int64 key per (segment, bucket), `np.unique` and a sorted
+`np.add.reduceat` for the sums. A bucket is kept one bucket past the live range (stage 2, on
+another clock, drops what is not live when it applies), and the churn segment's all-time
+totals are one more target.
 
     sum[(s, w, b)] = sum over contributions c with s in c.segments and bucket_w(c.t) = b of
                      sign(c) * c.delta
@@ -21,6 +23,7 @@ not live when it applies), and the churn segment's all-time totals are one more 
 from __future__ import annotations
 
 import math
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
@@ -44,58 +47,67 @@ class BatchSums:
     def __init__(self, now: float) -> None:
         self.now = now
         self.times: list[float] = []
-        self.codes: dict[str, int] = {}  # segment -> its integer code in this batch
-        self.segments: list[str] = []
-        self.pair_rows: list[int] = []  # one (row, segment code) pair per segment of a row
-        self.pair_codes: list[int] = []
-        self.slot_index: list[float] = []  # row * SIZE + slot, one per sparse value
-        self.slot_values: list[float] = []
+        self.signs: list[float] = []
+        self.segment_lists: list[list[str]] = []
+        self.deltas: list[list[float]] = []  # sparse: [slot, value, slot, value, ...]
+        self.segments: list[str] = []  # by integer code, set by `entries`
 
     def __len__(self) -> int:
         return len(self.times)
 
     def add(self, contribution: Contribution, sign: int = 1) -> None:
-        row = len(self.times)
         self.times.append(contribution.t)
-        codes = self.codes
-        for segment in contribution.segments:
-            code = codes.get(segment)
-            if code is None:
-                code = codes[segment] = len(self.segments)
-                self.segments.append(segment)
-            self.pair_rows.append(row)
-            self.pair_codes.append(code)
-        delta = contribution.delta
-        base = row * summary.SIZE
-        self.slot_index += [base + slot for slot in delta[0::2]]
-        values = delta[1::2]
-        self.slot_values += values if sign == 1 else [-v for v in values]
+        self.signs.append(sign)
+        self.segment_lists.append(contribution.segments)
+        self.deltas.append(contribution.delta)
 
     def entries(self, offset: int) -> list[Entry]:
         """The sums as entries tagged with `offset`, one per (segment, window, bucket)."""
         if not self.times:
             return []
+        codes_of: dict[str, int] = {}
+        codes = np.fromiter(
+            (
+                codes_of.setdefault(s, len(codes_of))
+                for s in chain.from_iterable(self.segment_lists)
+            ),
+            np.int64,
+        )
+        self.segments = list(codes_of)
+        rows = np.repeat(np.arange(len(self.times)), [len(s) for s in self.segment_lists])
         customers = np.fromiter(map(is_customer, self.segments), bool, len(self.segments))
         times = np.asarray(self.times)
-        rows = np.asarray(self.pair_rows, dtype=np.int64)
-        codes = np.asarray(self.pair_codes, dtype=np.int64)
-        deltas = np.bincount(
-            np.asarray(self.slot_index, dtype=np.int64), weights=self.slot_values,
-            minlength=len(self.times) * summary.SIZE,
-        ).reshape(len(self.times), summary.SIZE).astype(np.float64, copy=False)  # fmt: skip
+        deltas = self._dense_deltas()
         out: list[Entry] = []
         for index, window in enumerate(WINDOWS):
             buckets = np.floor(times / window.width).astype(np.int64)[rows]
             live = buckets >= math.floor(self.now / window.width) - window.buckets
             out += self._sums(offset, index, window.width, codes[live], buckets[live],
                               deltas[rows[live]], customers)  # fmt: skip
-        churn = self.codes.get(CHURN)
+        churn = codes_of.get(CHURN)
         if churn is not None:
             mine = codes == churn
             zero = np.zeros(int(mine.sum()), dtype=np.int64)
             out += self._sums(offset, ALL_TIME_TARGET, 0, codes[mine], zero, deltas[rows[mine]],
                               customers)  # fmt: skip
         return out
+
+    def _dense_deltas(self) -> Floats:
+        """The signed contributions as one row of summary slots each."""
+        lengths = np.fromiter(map(len, self.deltas), np.int64, len(self.deltas)) // 2
+        flat = np.fromiter(chain.from_iterable(self.deltas), np.float64, 2 * int(lengths.sum()))
+        rows = np.repeat(np.arange(len(self.deltas)), lengths)
+        slots = flat[0::2].astype(np.int64)
+        values = flat[1::2] * np.repeat(np.asarray(self.signs, dtype=np.float64), lengths)
+        return (
+            np.bincount(
+                rows * summary.SIZE + slots,
+                weights=values,
+                minlength=len(self.deltas) * summary.SIZE,
+            )
+            .reshape(len(self.deltas), summary.SIZE)
+            .astype(np.float64, copy=False)
+        )
 
     def _sums(
         self, offset: int, window: int, width: int, codes: Ints, buckets: Ints, deltas: Floats,

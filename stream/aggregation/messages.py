@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import zlib
-
 import msgspec
-from aiokafka.partitioner import murmur2
 
 from stream.kpi import summary
-from stream.kpi.segments import group_of, is_customer, shard_of
+from stream.kpi.segments import is_customer
 
 
 class Entry(msgspec.Struct, array_like=True):
@@ -100,31 +97,3 @@ class BucketState(msgspec.Struct, array_like=True):
             for vector in self.members.values():
                 summary.upgrade(vector, self.layout)
             self.layout = summary.LAYOUT
-
-
-def id_partition(key: bytes, partitions: int, partitioner: str = "murmur2") -> int:
-    """The partition a producer's default partitioner gives `key`: murmur2 as Kafka's Java
-    client and aiokafka do, or crc32 as librdkafka (kcat, confluent-kafka) does."""
-    if partitioner == "crc32":
-        return zlib.crc32(key) % partitions
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def owner_partition(segment: str, partitions: int) -> int:
-    """The one partition that aggregates a segment (stable across processes and restarts).
-
-    Customers and agents are spread by their own ids: customer c on `shard_of(c)`, agent a in
-    the group record of its shard ("a|<shard>|*"), owned by the partition of that number. The
-    series that span every customer or agent (SCI bands, the top-K agents) are merged from
-    per-partition parts by a final step (stream.aggregation.parts). A queue's segments live in
-    their channel's group record, owned by the partition its name hashes to.
-    """
-    if is_customer(segment):
-        return shard_of(segment[2:], partitions)
-    if segment.startswith("a|"):
-        if segment.endswith("|*"):  # a shard's group record: "a|<shard>|*"
-            return int(segment.split("|")[1]) % partitions
-        return shard_of(segment[2:], partitions)
-    group = group_of(segment)
-    owner = (group[0] if group else segment).encode()
-    return zlib.crc32(owner) % partitions

@@ -143,7 +143,7 @@ def plan_batch(
     parse: Parser,
     limits: TimeLimits,
     load_states: Callable[[list[bytes]], list[IdState | None]],
-    home_of: Callable[[bytes], int],
+    homes_of: Callable[[list[bytes]], Sequence[int]],
     owner_of: Callable[[str], int],
     followup_max_age: float = 48 * 3600.0,
     inflight_until: int = -1,
@@ -152,8 +152,9 @@ def plan_batch(
 ) -> Stage1Plan:
     """Plan a batch of `(offset, value)` records of source `src` ("topic:partition").
 
-    `load_states` reads the ids' stored states (once, for every id of the batch), `home_of`
-    gives an id's partition, `owner_of` a segment's stage-2 partition. A message whose id
+    `load_states` reads the ids' stored states (once, for every id of the batch), `homes_of`
+    gives the partitions of a list of ids (stream.aggregation.routing.id_partitions),
+    `owner_of` a segment's stage-2 partition. A message whose id
     lives in another partition is re-published there: every message of an id then comes
     from one partition in one order, which a replay after a crash repeats. A batch starting
     at or before `inflight_until` (the in-flight mark) sends one entry per message.
@@ -167,17 +168,20 @@ def plan_batch(
     # overlap what an earlier attempt sent summed under another cut. Replays (below) never
     # sum: their entries are no-ops, which a lost record of them must stay.
     summing = bool(records) and records[0][0] > inflight_until
-    parsed: list[tuple[int, Parsed]] = []
+    decoded: list[tuple[int, int, Parsed]] = []
     for index, (offset, value) in enumerate(records):
         outcome = guarded(parse, value, limits)
         if isinstance(outcome, Rejected):
             plan.rejected.append((index, outcome))
-            continue
-        home = home_of(outcome.key)
+        else:
+            decoded.append((index, offset, outcome))
+    parsed: list[tuple[int, Parsed]] = []
+    homes = homes_of([p.key for _, _, p in decoded])
+    for (index, offset, outcome), home in zip(decoded, homes, strict=True):
         if home != partition:
-            plan.misrouted.append((index, outcome.key, home))
-            continue
-        parsed.append((offset, outcome))
+            plan.misrouted.append((index, outcome.key, int(home)))
+        else:
+            parsed.append((offset, outcome))
     keys = list(dict.fromkeys(p.key for _, p in parsed))
     states: dict[bytes, IdState | None] = dict(zip(keys, load_states(keys), strict=True))
     for offset, p in parsed:

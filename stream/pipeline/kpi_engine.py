@@ -31,10 +31,9 @@ from stream.aggregation.messages import (
     Contribution,
     IdState,
     Partial,
-    id_partition,
-    owner_partition,
     split_partial,
 )
+from stream.aggregation.routing import id_partition, id_partitions, owner_partition
 from stream.aggregation.stage1 import Parsed, Parser, plan_batch
 from stream.aggregation.stage2 import apply_batch, copy_state, keys_touched
 from stream.channels import Accepted, Rejected, TimeLimits, adapt_canonical
@@ -139,6 +138,9 @@ class KpiEngine:
     def home_of(self, key: bytes) -> int:
         return id_partition(key, self.partitions, self.partitioner)
 
+    def homes_of(self, keys: list[bytes]) -> list[int]:
+        return id_partitions(keys, self.partitions, self.partitioner).tolist()
+
     def owner_of(self, segment: str) -> int:
         owner = self._owners.get(segment)
         if owner is None:
@@ -228,7 +230,7 @@ class KpiEngine:
         return plan_batch(
             src, partition, [(r.offset, r.value) for r in batch.records], parse,
             app.settings.time_limits(), functools.partial(table.get_many, partition),
-            self.home_of, self.owner_of, app.settings.followup_max_age, inflight_until=mark,
+            self.homes_of, self.owner_of, app.settings.followup_max_age, inflight_until=mark,
             shards=self.partitions,
         )  # fmt: skip
 

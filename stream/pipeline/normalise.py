@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from stream.aggregation.messages import id_partition
+from stream.aggregation.routing import id_partitions
 from stream.channels import Accepted, OptedOut, Outcome, Rejected, TimeLimits
 from stream.channels.guard import guarded
 from stream.faustx import RecordBatch, confirmed, send_batched
@@ -87,21 +87,25 @@ async def normalise_batches(app: CxApp, adapter: Adapter, batches: list[RecordBa
     sent: list[Awaitable[Any]] = []
     counts: Counter[str] = Counter()
     settings = app.settings
-    canonical: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
+    accepted: list[tuple[bytes, bytes]] = []
     for batch in (b for round_ in rounds(batches) for b in round_):
         for record in batch.records:
             outcome = guarded(adapter, record.value, limits)
             if isinstance(outcome, Accepted):
-                key = outcome.response.response_id.encode()
-                # Straight to the id's stage-1 partition (the configured id partitioner).
-                home = id_partition(key, settings.partitions, settings.id_partitioner)
-                canonical[home].append((key, _encode(outcome.response)))
+                accepted.append((outcome.response.response_id.encode(), _encode(outcome.response)))
                 counts["accepted"] += 1
             elif isinstance(outcome, OptedOut):
                 counts["opted_out"] += 1
             else:
                 sent.append(await reject(app, record, outcome))
         await pass_turn()
+    # Straight to each id's stage-1 partition (the configured id partitioner).
+    homes = id_partitions(
+        [key for key, _ in accepted], settings.partitions, settings.id_partitioner
+    )
+    canonical: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
+    for (key, value), home in zip(accepted, homes.tolist(), strict=True):
+        canonical[home].append((key, value))
     outgoing = [
         one
         for partition, items in canonical.items()

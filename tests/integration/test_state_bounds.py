@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from stream.aggregation.messages import id_partition
+from stream.aggregation.routing import id_partition
 from stream.faustx import decode_state_log
 from tests.support.kafka_io import produce
 

@@ -34,8 +34,8 @@ from stream.aggregation.messages import (
     Contribution,
     IdState,
     Partial,
-    owner_partition,
 )
+from stream.aggregation.routing import owner_partition
 from stream.aggregation.stage1 import Parsed, plan_batch
 from stream.channels import TimeLimits
 from stream.kpi import report
@@ -180,7 +180,7 @@ def run_stage1(
         plan = plan_batch(
             src, 0, [(offset, str(offset).encode()) for offset, _ in batch],
             functools.partial(parsed, log), LIMITS,
-            lambda keys: [durable.get(key.decode()) for key in keys], lambda key: 0,
+            lambda keys: [durable.get(key.decode()) for key in keys], lambda keys: [0] * len(keys),
             lambda segment: owner_partition(segment, DESTINATIONS), inflight_until=inflight,
             shards=DESTINATIONS, max_entries=draw(st.integers(1, 8)),
         )  # fmt: skip

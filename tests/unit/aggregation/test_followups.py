@@ -73,7 +73,7 @@ def test_the_planner_publishes_call_backs_and_retractions() -> None:
     limits = TimeLimits(now=NOW, max_future=timedelta(minutes=5), max_age=timedelta(days=8))
     plan = plan_batch(
         "t:0", 0, [(i, str(i).encode()) for i in range(3)], parse, limits,
-        lambda keys: [None] * len(keys), lambda key: 0, lambda segment: 0,
+        lambda keys: [None] * len(keys), lambda keys: [0] * len(keys), lambda segment: 0,
     )  # fmt: skip
     assert [(f.nps, f.revision, f.retracted) for f in plan.followups] == [
         (2, 0, False), (9, 1, True), (1, 2, False),

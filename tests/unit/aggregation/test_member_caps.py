@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stream.aggregation.buckets import apply_partial, window_vectors
-from stream.aggregation.messages import BucketState, Entry, Partial, owner_partition
+from stream.aggregation.messages import BucketState, Entry, Partial
+from stream.aggregation.routing import owner_partition
 from stream.kpi import summary as s
 from stream.kpi.segments import OTHER, group_of, member_segment, shard_of
 

@@ -43,7 +43,7 @@ def parse(raw: bytes, limits: TimeLimits) -> Parsed:
 def plan(offsets: range, inflight_until: int = -1) -> Stage1Plan:
     return plan_batch(
         "t:0", 0, [(o, str(o).encode()) for o in offsets], parse, LIMITS,
-        lambda keys: [None] * len(keys), lambda key: 0, lambda segment: 0,
+        lambda keys: [None] * len(keys), lambda keys: [0] * len(keys), lambda segment: 0,
         inflight_until=inflight_until,
     )  # fmt: skip
 
@@ -147,3 +147,16 @@ def test_customers_sums_split_anywhere_other_entries_of_one_offset_stay_together
     assert [len(p.entries) for p in pieces] == [4, 4, 5]  # the queues' sums stay together
     message = [Entry(9, f"c|{i}", 0.0, [33, 60], -1) for i in range(6)]  # one message's entries
     assert len(split_partial(Partial("t:0", message), max_entries=4)) == 1
+
+
+def test_ids_of_another_partition_are_re_published_there_and_not_decided() -> None:
+    homes = {f"r-{i}".encode(): i % 3 for i in range(100, 130)}  # partition 0 plans the batch
+    plan = plan_batch(
+        "t:0", 0, [(o, str(o).encode()) for o in range(100, 130)], parse, LIMITS,
+        lambda keys: [None] * len(keys), lambda keys: [homes[k] for k in keys], lambda s: 0,
+    )  # fmt: skip
+    assert plan.misrouted == [
+        (i - 100, f"r-{i}".encode(), i % 3) for i in range(100, 130) if i % 3
+    ]  # fmt: skip
+    assert sorted(plan.states) == sorted(k for k, home in homes.items() if home == 0)
+    assert plan.outcomes == {"accepted": 10}
