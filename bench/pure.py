@@ -12,7 +12,6 @@ figures come from `python -m bench.run`.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from collections import defaultdict
@@ -64,7 +63,7 @@ def run(events: int, size: int, gc_threshold: int | None = None) -> dict[str, An
         plan = plan_batch(
             f"responses:{partition}", partition, records, engine.parse_response, limits,
             lambda keys, store=store: [store.get(k) for k in keys],
-            functools.partial(id_partitions, partitions=PARTITIONS), engine.owner_of,
+            lambda keys: id_partitions(keys, PARTITIONS).tolist(), engine.owner_of,
             shards=PARTITIONS,
         )  # fmt: skip
         store.update(plan.states)

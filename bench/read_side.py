@@ -1,8 +1,9 @@
 """The read side under a flood of names: every answer names a new agent and a new queue.
 
-Flood-shaped state (the cardinality attack of tests/reliability/test_cardinality.py, with the
-default caps) goes through the worker's pure stages (stage 1, stage 2) into in-memory bucket
-states; then, side by side on the same states at the same time:
+Flood-shaped state (`bench.workload.name_flood`, the cardinality attack of
+tests/reliability/test_cardinality.py, with the default caps) goes through the worker's pure
+stages (stage 1, stage 2) into in-memory bucket states; then, side by side on the same states
+at the same time:
 
   - rows: every group's member rows, walking the buckets' member dicts (`segment_rows`, the
     read side before) against summing the cached member arrays (`group_rows` over
@@ -19,18 +20,17 @@ Both sides must give equal rows and parts. Reported: ms each, and their ratios.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
+from bench.workload import name_flood
 from stream.aggregation.buckets import KeyPlan, parse_key, window_vectors
 from stream.aggregation.group_sums import MemberArrays
 from stream.aggregation.messages import BucketState, IdState, Partial
@@ -46,24 +46,9 @@ from stream.kpi.windows import WINDOWS
 from stream.pipeline.read_model import Snapshot, segment_rows
 
 PARTITIONS = 4
-CHANNELS = ("ivr", "sms", "email", "web")
 _encode = msgspec.msgpack.Encoder().encode
 _decode_partial = msgspec.msgpack.Decoder(Partial).decode
 States = dict[bytes, BucketState]
-
-
-def flood(count: int, now: datetime) -> Iterator[tuple[bytes, bytes]]:
-    for i in range(count):
-        rid = f"flood-{i}"
-        value = {
-            "response_id": rid,
-            "channel": CHANNELS[i % 4],
-            "occurred_at": (now - timedelta(seconds=(i * 7919) % 240)).isoformat(),
-            "scores": {"nps": (i * 7) % 11, "csat": 1 + i % 5},
-            "queue": f"queue-{i}",
-            "agent_id": f"agent-{i}",
-        }
-        yield rid.encode(), orjson.dumps(value)
 
 
 def flood_states(events: int) -> States:
@@ -71,7 +56,7 @@ def flood_states(events: int) -> States:
     from stream.worker import app, engine
 
     by_partition: dict[int, list[bytes]] = defaultdict(list)
-    for key, value in flood(events, datetime.now(UTC)):
+    for key, value in name_flood(events, datetime.now(UTC)):
         by_partition[id_partition(key, PARTITIONS)].append(value)
     ids: dict[int, dict[bytes, IdState]] = defaultdict(dict)
     states: States = {}
@@ -83,7 +68,7 @@ def flood_states(events: int) -> States:
             plan = plan_batch(
                 f"responses:{partition}", partition, records[i : i + 4000], engine.parse_response,
                 limits, lambda keys, store=store: [store.get(k) for k in keys],
-                functools.partial(id_partitions, partitions=PARTITIONS), engine.owner_of,
+                lambda keys: id_partitions(keys, PARTITIONS).tolist(), engine.owner_of,
                 shards=PARTITIONS,
             )  # fmt: skip
             store.update(plan.states)

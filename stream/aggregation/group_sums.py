@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.aggregation.buckets import bucket_key
+from stream.aggregation.buckets import bucket_key, parse_key
 from stream.aggregation.messages import BucketState
 from stream.kpi import summary
 from stream.kpi.segments import OTHER
@@ -82,31 +82,47 @@ def window_keys(group: str, window: Window, now: float) -> list[bytes]:
 
 
 class MemberArrays:
-    """Group buckets as `MemberBucket`s, converted once and kept until they change."""
+    """Group buckets as `MemberBucket`s, converted once and kept until they change, and each
+    (group, window)'s sums, kept until one of its buckets changes or the window moves on (the
+    read model's rows and the final step's parts both read every group's windows per build)."""
 
     def __init__(self) -> None:
         self._buckets: dict[bytes, MemberBucket] = {}
+        self._sums: dict[tuple[str, str, int], MemberBucket] = {}
 
     def __len__(self) -> int:
         return len(self._buckets)
 
     def forget(self, keys: Iterable[bytes]) -> None:
         """These buckets changed: read them again when next summed."""
-        for key in keys:
-            self._buckets.pop(key, None)
+        # Every bucket a kept sum covers is held here (absent ones as EMPTY): only keys held
+        # here can make a sum stale.
+        stale = {parse_key(k)[:2] for k in keys if self._buckets.pop(k, None) is not None}
+        if stale and self._sums:
+            self._sums = {k: v for k, v in self._sums.items() if k[:2] not in stale}
 
     def clear(self) -> None:
         self._buckets.clear()
+        self._sums.clear()
 
     def keep(self, live: Callable[[bytes], bool]) -> None:
         """Drop the buckets for which `live(key)` is false (left every window)."""
         self._buckets = {k: b for k, b in self._buckets.items() if live(k)}
+        self._sums.clear()
 
     def window(self, group: str, window: Window, now: float, load: Loader) -> MemberBucket:
-        """`group`'s members summed over `window` at `now`; `load` reads bucket states."""
+        """`group`'s members summed over `window` at `now`; `load` reads bucket states.
+        The result is shared: its arrays are read-only."""
+        cached = (group, window.name, window.bucket(now))
+        total = self._sums.get(cached)
+        if total is not None:
+            return total
         keys = window_keys(group, window, now)
         missing = [k for k in keys if k not in self._buckets]
         if missing:
             for key, state in zip(missing, load(missing), strict=True):
                 self._buckets[key] = member_bucket(state)
-        return sum_buckets(self._buckets[k] for k in keys)
+        total = sum_buckets(self._buckets[k] for k in keys)
+        total.matrix.flags.writeable = False
+        self._sums[cached] = total
+        return total

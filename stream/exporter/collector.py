@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -122,21 +123,17 @@ class KpiCollector(Collector):
 
 
 def fold_members(members: MemberBucket, top_k: int) -> Iterator[tuple[str, dict[str, float]]]:
-    """`fold` of members held as arrays."""
+    """The top_k members by responses (ties by name), then every other member (and "other"
+    itself) merged as "other"."""
     top, rest = ranked(members, top_k)
     for i in top:
         yield members.names[i], report.kpis(members.matrix[i].tolist())
     if rest:
+        # Rows summed in order along axis 0, as a loop over them would.
         yield OTHER, report.kpis(members.matrix[rest].sum(axis=0).tolist())
 
 
 def fold(rows: list[KpiRow], top_k: int) -> Iterator[tuple[str, dict[str, float]]]:
-    """The top_k rows by responses, then every other row (and "other" itself) merged as "other"."""
-    ranked = sorted(
-        (r for r in rows if r.label != OTHER), key=lambda r: (-r.vector[summary.N], r.label)
-    )
-    for row in ranked[:top_k]:
-        yield row.label, row.kpis
-    rest = ranked[top_k:] + [r for r in rows if r.label == OTHER]
-    if rest:
-        yield OTHER, report.kpis(summary.merge_all(r.vector for r in rest))
+    """`fold_members` of rows (one member per row)."""
+    matrix = np.array([r.vector for r in rows], dtype=np.float64).reshape(len(rows), summary.SIZE)
+    return fold_members(MemberBucket([r.label for r in rows], matrix), top_k)

@@ -14,33 +14,21 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-import orjson
 import pytest
 
+from bench.workload import CHANNELS, name_flood
 from tests.integration.test_exporter import parse
 from tests.support.kafka_io import produce
 
 pytestmark = pytest.mark.kafka
 ANSWERS = 16_000  # about 4,000 per partition: a full round each
-CHANNELS = ("ivr", "sms", "email", "web")
+LABEL_MAX = 64  # the longest a label may be
 
 
 def answers(now: datetime) -> list[tuple[bytes, bytes]]:
-    out = []
-    for i in range(ANSWERS):
-        rid = f"long-{i}"
-        value = {
-            "response_id": rid,
-            "channel": CHANNELS[i % 4],
-            "occurred_at": (now - timedelta(seconds=i % 240)).isoformat(),
-            "scores": {"nps": i % 11, "csat": 1 + i % 5},
-            "queue": f"q{i:07d}".ljust(64, "x"),  # the longest a label may be
-            "agent_id": f"a{i:07d}".ljust(64, "y"),
-        }
-        out.append((rid.encode(), orjson.dumps(value)))
-    return out
+    return name_flood(ANSWERS, now, id_prefix="long", name_length=LABEL_MAX, scrambled=False)
 
 
 @pytest.mark.timeout(300)

@@ -14,13 +14,13 @@ import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
+from bench.workload import CHANNELS, FLOOD_SPREAD_SECONDS, name_flood
 from tests.integration.test_exporter import parse
 from tests.reliability.harness import LONG, summary
 from tests.support.kafka_io import produce
@@ -31,7 +31,6 @@ DISTINCT = 1_000_000 if LONG else 20_000
 # under a minute, but a million names drain for minutes, and the first answers leave the 5m
 # window before the last are counted, so the long variant checks 24h and 7d.
 CHECKED = ("24h", "7d") if LONG else ("5m", "7d")
-CHANNELS = ("ivr", "sms", "email", "web")
 # Small caps by default, so 20,000 names overflow them many times; the defaults when long.
 CAPS = (
     {}
@@ -62,24 +61,6 @@ def series_cap() -> int:
         + AGENT_GAUGES * windows * agents
         + sci_and_churn
     )
-
-
-def attack(count: int, now: datetime) -> list[tuple[bytes, bytes]]:
-    run = uuid.uuid4().hex[:6]
-    out = []
-    for i in range(count):
-        rid = f"attack-{run}-{i}"
-        value = {
-            "response_id": rid,
-            "channel": CHANNELS[i % 4],
-            # within the last 4 minutes: every answer is in every window
-            "occurred_at": (now - timedelta(seconds=(i * 7919) % 240)).isoformat(),
-            "scores": {"nps": (i * 7) % 11, "csat": 1 + i % 5},
-            "queue": f"queue-{run}-{i}",
-            "agent_id": f"agent-{run}-{i}",
-        }
-        out.append((rid.encode(), orjson.dumps(value)))
-    return out
 
 
 def peak_rss_mb(worker: Worker) -> float:
@@ -124,7 +105,7 @@ def wait_counted(worker: Worker, expected: int, timeout: float) -> None:
 async def test_a_flood_of_names_stays_under_the_caps(
     kafka_bootstrap: str, topic_prefix: str, make_worker
 ) -> None:
-    messages = attack(DISTINCT, datetime.now(UTC))
+    messages = name_flood(DISTINCT, datetime.now(UTC), id_prefix="attack", run=uuid.uuid4().hex[:6])
     worker = make_worker(**CAPS).start(wait_for_partitions=4)
     await produce(kafka_bootstrap, f"{topic_prefix}responses", messages)
     wait_counted(worker, DISTINCT, timeout=2400 if LONG else 300)
@@ -165,7 +146,7 @@ async def test_a_flood_of_names_stays_under_the_caps(
     agents = Counter(r["window"] for r in rows if r["kind"] == "a")
     answers_by_agent = sum(r["vector"][0] for r in rows if r["kind"] == "a" and r["window"] == "7d")
     assert answers_by_agent == DISTINCT
-    buckets_5m = 240 // 15 + 2  # 4 minutes of 15 s buckets, edges included
+    buckets_5m = FLOOD_SPREAD_SECONDS // 15 + 2  # 4 minutes of 15 s buckets, edges included
     shards = 4  # agents are capped per shard: one per partition (CX_PARTITIONS)
     assert agents["5m"] <= buckets_5m * shards * cap("CX_AGENT_LIMIT") + 1
     assert agents["7d"] <= 2 * shards * cap("CX_AGENT_LIMIT") + 1

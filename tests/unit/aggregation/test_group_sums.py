@@ -10,7 +10,7 @@ from stream.aggregation.buckets import bucket_key, window_vectors
 from stream.aggregation.group_sums import MemberArrays, member_bucket, ranked, sum_buckets
 from stream.aggregation.messages import BucketState
 from stream.exporter.collector import fold, fold_members
-from stream.kpi import summary
+from stream.kpi import report, summary
 from stream.kpi.rows import KpiRow
 from stream.kpi.segments import OTHER, member_segment
 from stream.kpi.windows import BY_NAME, WINDOWS
@@ -77,7 +77,7 @@ def test_a_bucket_is_read_again_only_once_forgotten() -> None:
 def test_ranking_and_fold_equal_the_fold_of_rows(members, top_k) -> None:
     bucket = member_bucket(BucketState([], {}, members))
     rows = [KpiRow("1h", "q", None, list(v), channel="sms", queue=m) for m, v in members.items()]
-    assert list(fold_members(bucket, top_k)) == list(fold(rows, top_k))
+    assert list(fold_members(bucket, top_k)) == list(fold(rows, top_k)) == sorted_fold(rows, top_k)
     top, rest = ranked(bucket, top_k)
     assert sorted(top + rest) == list(range(len(members)))
     assert OTHER not in [bucket.names[i] for i in top]
@@ -91,3 +91,38 @@ def test_sum_buckets_keeps_first_appearance_order_and_adds_in_bucket_order() -> 
     total = sum_buckets([first, second])
     assert total.names == ["b", "a"]
     assert total.matrix[0, 0] == 0.1 + 0.2 and total.matrix[1, 0] == 1
+
+
+def sorted_fold(rows: list[KpiRow], top_k: int) -> list[tuple[str, dict[str, float]]]:
+    """The fold's definition over rows, by a sort: the top_k by responses then name, then the
+    rest and "other" merged (summary.merge_all) as "other"."""
+    ranking = sorted(
+        (r for r in rows if r.label != OTHER), key=lambda r: (-r.vector[summary.N], r.label)
+    )
+    out = [(row.label, row.kpis) for row in ranking[:top_k]]
+    rest = ranking[top_k:] + [r for r in rows if r.label == OTHER]
+    if rest:
+        out.append((OTHER, report.kpis(summary.merge_all(r.vector for r in rest))))
+    return out
+
+
+def test_window_sums_are_kept_until_one_of_their_buckets_changes() -> None:
+    window = BY_NAME["1h"]
+    key = bucket_key(GROUP, "1h", window.bucket(NOW))
+    states = {key: BucketState([], {}, {"billing": [1] * summary.SIZE})}
+    loads: list[int] = []
+
+    def load(keys: list[bytes]) -> list[BucketState | None]:
+        loads.append(len(keys))
+        return [states.get(k) for k in keys]
+
+    arrays = MemberArrays()
+    first = arrays.window(GROUP, window, NOW, load)
+    assert arrays.window(GROUP, window, NOW, load) is first
+    assert not first.matrix.flags.writeable  # shared by every reader of the build
+    arrays.forget([bucket_key(GROUP, "5m", BY_NAME["5m"].bucket(NOW)), b"c|x\x1f1h\x1f1"])
+    assert arrays.window(GROUP, window, NOW, load) is first  # not one of its buckets
+    states[key].members["billing"] = [2] * summary.SIZE
+    arrays.forget([key])
+    assert arrays.window(GROUP, window, NOW, load).matrix[0, 0] == 2
+    assert loads == [window.buckets, 1]
