@@ -116,9 +116,10 @@ def split_sums(entries: list[Entry], max_entries: int, shards: int) -> list[list
             group = group_of(entry.segment, shards)
             stored = entry.segment if group is None else group[0]
             records[(stored, entry.window, entry.t)].append(entry)
+    # A chunk holds at most max(max_entries, the largest state record's sums) entries.
     chunks: list[list[Entry]] = [[]]
     for record in [*records.values(), *([c] for c in customers)]:
-        if len(chunks[-1]) >= max_entries:
+        if chunks[-1] and len(chunks[-1]) + len(record) > max_entries:
             chunks.append([])
         chunks[-1] += record
     return chunks
