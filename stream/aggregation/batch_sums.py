@@ -94,7 +94,10 @@ class BatchSums:
 
     def _dense_deltas(self) -> Floats:
         """The signed contributions as one row of summary slots each."""
-        lengths = np.fromiter(map(len, self.deltas), np.int64, len(self.deltas)) // 2
+        lengths = np.fromiter(map(len, self.deltas), np.int64, len(self.deltas))
+        if (lengths % 2).any():  # would shift every later value into the wrong slot
+            raise ValueError("a sparse delta has an odd number of items")
+        lengths //= 2
         flat = np.fromiter(chain.from_iterable(self.deltas), np.float64, 2 * int(lengths.sum()))
         rows = np.repeat(np.arange(len(self.deltas)), lengths)
         slots = flat[0::2].astype(np.int64)

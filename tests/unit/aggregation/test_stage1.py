@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 
 from stream.aggregation.batch_sums import ALL_TIME_TARGET, BatchSums
 from stream.aggregation.buckets import KeyPlan, apply_partial, window_vectors
@@ -160,3 +161,11 @@ def test_ids_of_another_partition_are_re_published_there_and_not_decided() -> No
     ]  # fmt: skip
     assert sorted(plan.states) == sorted(k for k, home in homes.items() if home == 0)
     assert plan.outcomes == {"accepted": 10}
+
+
+def test_a_malformed_sparse_delta_fails_loudly() -> None:
+    sums = BatchSums(NOW.timestamp())
+    sums.add(Contribution(NOW.timestamp(), ["q|all|all"], [1, 2.0, 3]))
+    sums.add(Contribution(NOW.timestamp(), ["q|all|all"], [4, 5.0]))
+    with pytest.raises(ValueError, match="odd number"):
+        sums.entries(1)
