@@ -73,7 +73,6 @@ class KeyPlan:
         self._live: dict[float, tuple[tuple[str, int], ...]] = {}
         self._kinds: dict[str, tuple[str, str | None, str]] = {}
         self._keys: dict[tuple[str, tuple[tuple[str, int], ...]], list[bytes]] = {}
-        self._summed: dict[tuple[str, int, float], list[bytes]] = {}
 
     def segment(self, segment: str) -> tuple[str, str | None, str]:
         """(stored segment, member or None, kind: "g" group, "c" customer, "s" sums)."""
@@ -94,18 +93,10 @@ class KeyPlan:
         bucket a batch's sum names (none once that bucket left its window)."""
         if entry.window < 0:
             return self.keys(stored, entry.t)
-        # A batch's keys are looked up twice (keys_touched, then apply_partial).
-        summed = (stored, entry.window, entry.t)
-        cached = self._summed.get(summed)
-        if cached is None:
-            cached = self._summed[summed] = self._summed_keys(stored, entry.window, entry.t)
-        return cached
-
-    def _summed_keys(self, stored: str, index: int, t: float) -> list[bytes]:
-        if index == len(WINDOWS):
+        if entry.window == len(WINDOWS):
             return [bucket_key(stored, ALL_TIME, 0)]
-        window = WINDOWS[index]
-        bucket = window.bucket(t)
+        window = WINDOWS[entry.window]
+        bucket = window.bucket(entry.t)
         return [bucket_key(stored, window.name, bucket)] if window.live(bucket, self.now) else []
 
     def keys(self, stored: str, t: float) -> list[bytes]:
