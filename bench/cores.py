@@ -16,7 +16,6 @@ import asyncio
 import json
 import subprocess
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from rich.table import Table
 
 import bench.run as bench_run
 from bench.common import preload
-from bench.workload import responses
+from bench.workload import shaped
 from stream.pipeline.topics import ensure_topics
 from stream.settings import PROJECT_ROOT, KafkaSettings, Settings
 
@@ -44,19 +43,6 @@ def checkout(rev: str) -> Path:
             ["git", "worktree", "add", "--detach", str(path), sha], cwd=PROJECT_ROOT, check=True
         )
     return path
-
-
-def shaped(count: int, shape: str) -> list[tuple[bytes, bytes]]:
-    if shape == "spread":
-        return responses(count)
-    # live: the same responses, with event times in the last 4 minutes
-    now = datetime.now(UTC)
-    out = []
-    for i, (key, value) in enumerate(responses(count)):
-        record = json.loads(value)
-        record["occurred_at"] = (now - timedelta(seconds=(i * 7919) % 240)).isoformat()
-        out.append((key, json.dumps(record).encode()))
-    return out
 
 
 async def main(argv: list[str] | None = None) -> dict[str, Any]:

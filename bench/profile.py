@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from bench.common import preload, wait_counted
-from bench.cores import shaped
+from bench.workload import shaped
 from stream.pipeline.topics import ensure_topics
 from stream.settings import PROJECT_ROOT, KafkaSettings, Settings
 from tests.support.worker import Worker

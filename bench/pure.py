@@ -6,7 +6,7 @@ with in-memory states: what the worker's agents do minus Kafka and RocksDB. For 
 (`py-spy record -f raw -- python -m bench.pure`) and quick before/after checks; the drain's own
 figures come from `python -m bench.run`.
 
-    python -m bench.pure --events 100000 --batch 4000
+    python -m bench.pure --events 100000 --batch 4000 [--shape live]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from bench.workload import responses
+from bench.workload import shaped
 from stream.aggregation.buckets import KeyPlan
 from stream.aggregation.messages import BucketState, IdState, Partial
 from stream.aggregation.routing import id_partition, id_partitions
@@ -31,10 +31,13 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode_partial = msgspec.msgpack.Decoder(Partial).decode
 
 
-def batches(events: int, size: int) -> list[tuple[int, list[tuple[int, bytes]]]]:
-    """(partition, [(offset, value)]) in batches of `size` per partition, as a worker reads."""
+def batches(
+    events: int, size: int, shape: str = "spread"
+) -> list[tuple[int, list[tuple[int, bytes]]]]:
+    """(partition, [(offset, value)]) in batches of `size` per partition, as a worker reads;
+    `shape` as bench.cores: "spread" over six days, or "live" (the last four minutes)."""
     by_partition: dict[int, list[bytes]] = defaultdict(list)
-    for key, value in responses(events):
+    for key, value in shaped(events, shape):
         by_partition[id_partition(key, PARTITIONS)].append(value)
     out = []
     for partition, values in sorted(by_partition.items()):
@@ -43,14 +46,16 @@ def batches(events: int, size: int) -> list[tuple[int, list[tuple[int, bytes]]]]
     return out
 
 
-def run(events: int, size: int, gc_threshold: int | None = None) -> dict[str, Any]:
+def run(
+    events: int, size: int, gc_threshold: int | None = None, shape: str = "spread"
+) -> dict[str, Any]:
     """`gc_threshold`: as the worker's CX_GC_THRESHOLD (None: the settings' default)."""
     from stream.pipeline.app import tune_gc
     from stream.worker import app, engine
 
     tune_gc(app.settings.gc_threshold if gc_threshold is None else gc_threshold)
 
-    work = batches(events, size)
+    work = batches(events, size, shape)
     ids: dict[int, dict[bytes, IdState]] = defaultdict(dict)
     states: dict[int, dict[bytes, BucketState]] = defaultdict(dict)
     limits = app.settings.time_limits()
@@ -78,7 +83,8 @@ def run(events: int, size: int, gc_threshold: int | None = None) -> dict[str, An
         stage1 += t1 - t0
     total = time.process_time() - began
     return {
-        "events": events, "batch": size, "entries_sent_per_event": entries / events,
+        "events": events, "batch": size, "shape": shape,
+        "entries_sent_per_event": entries / events,
         "us_per_event": {"stage1": stage1 / events * 1e6, "stage2": stage2 / events * 1e6,
                          "total": total / events * 1e6},
     }  # fmt: skip
@@ -89,8 +95,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=4000)
     parser.add_argument("--gc-threshold", type=int, help="0: Python's default collections")
+    parser.add_argument("--shape", choices=("spread", "live"), default="spread")
     args = parser.parse_args()
-    print(json.dumps(run(args.events, args.batch, args.gc_threshold), indent=2))
+    print(json.dumps(run(args.events, args.batch, args.gc_threshold, args.shape), indent=2))
 
 
 if __name__ == "__main__":

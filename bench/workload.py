@@ -8,6 +8,7 @@ attack of tests/reliability, bench/read_side.py, tests/integration/test_large_pa
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -121,3 +122,18 @@ def live_keys(messages: list[tuple[bytes, bytes]], now: float) -> dict[str, int]
         "customer_buckets": len(customer_keys),
         "total": len(segment_keys) + len(customer_keys),
     }
+
+
+def shaped(count: int, shape: str) -> list[tuple[bytes, bytes]]:
+    """`count` bench responses: "spread" over six days, or "live" (event times in the last
+    four minutes)."""
+    if shape == "spread":
+        return responses(count)
+    # live: the same responses, with event times in the last 4 minutes
+    now = datetime.now(UTC)
+    out = []
+    for i, (key, value) in enumerate(responses(count)):
+        record = json.loads(value)
+        record["occurred_at"] = (now - timedelta(seconds=(i * 7919) % 240)).isoformat()
+        out.append((key, json.dumps(record).encode()))
+    return out

@@ -18,6 +18,15 @@ totals are one more target.
 
     sum[(s, w, b)] = sum over contributions c with s in c.segments and bucket_w(c.t) = b of
                      sign(c) * c.delta
+
+A customer's segment (its SCI sums) is summed per bucket of the finest window instead, and
+each sum lands in every window's bucket that holds it (`Entry.window` -1): a customer seldom
+answers twice in a batch, so sums per window would send four entries per recent answer, not
+one. (Answers live in the longest window only, a backfill's, are summed per bucket of that
+window, as the other segments are: one entry each either way, and stage 2 finds one key
+faster than it finds every window's.) Stage 2 then adds one tag's sums of a customer to one
+state more than once (two answers a minute apart share the hour's bucket), so a customer's
+sums travel in one record (stream/aggregation/stage1.py, `split_sums`).
 """
 
 from __future__ import annotations
@@ -32,7 +41,14 @@ from stream.aggregation.messages import Contribution, Entry
 from stream.kpi import summary
 from stream.kpi.sci import CUSTOMER_SLOTS
 from stream.kpi.segments import CHURN, is_customer
-from stream.kpi.windows import WINDOWS
+from stream.kpi.windows import LONGEST, WINDOWS
+
+FINEST = min(WINDOWS, key=lambda w: w.width)
+# A finest bucket lies inside one bucket of every window: a customer's sum per finest bucket
+# then lands where each of its answers would.
+assert all(w.width % FINEST.width == 0 for w in WINDOWS)
+LONGEST_INDEX = WINDOWS.index(LONGEST)
+SHORTER = [i for i in range(len(WINDOWS)) if i != LONGEST_INDEX]
 
 ALL_TIME_TARGET = len(WINDOWS)  # Entry.window of the churn segment's all-time totals
 NOT_CUSTOMER_SLOTS = np.array([i for i in range(summary.SIZE) if i not in CUSTOMER_SLOTS])
@@ -79,11 +95,26 @@ class BatchSums:
         times = np.asarray(self.times)
         deltas = self._dense_deltas()
         out: list[Entry] = []
+        of_customer = customers[codes]
+        # Per window: each row's bucket, and whether it is live (one bucket of margin).
+        buckets = [np.floor(times / w.width).astype(np.int64)[rows] for w in WINDOWS]
+        live = [b >= math.floor(self.now / w.width) - w.buckets
+                for b, w in zip(buckets, WINDOWS, strict=True)]  # fmt: skip
         for index, window in enumerate(WINDOWS):
-            buckets = np.floor(times / window.width).astype(np.int64)[rows]
-            live = buckets >= math.floor(self.now / window.width) - window.buckets
-            out += self._sums(offset, index, window.width, codes[live], buckets[live],
-                              deltas[rows[live]], customers)  # fmt: skip
+            mine = live[index] & ~of_customer
+            out += self._sums(offset, index, window.width, codes[mine], buckets[index][mine],
+                              deltas[rows[mine]], customers)  # fmt: skip
+        # A customer rarely answers twice in a batch: sums per window would be an entry per
+        # answer and window. A recent answer's sum per (customer, finest bucket) lands in every
+        # window's bucket holding it instead (window -1), as one message's entry does; an
+        # answer live in the longest window only is summed per bucket of that window.
+        recent = np.logical_or.reduce([live[i] for i in SHORTER]) & of_customer
+        old = live[LONGEST_INDEX] & of_customer & ~recent
+        finest = np.floor(times / FINEST.width).astype(np.int64)[rows]
+        out += self._sums(offset, -1, FINEST.width, codes[recent], finest[recent],
+                          deltas[rows[recent]], customers)  # fmt: skip
+        out += self._sums(offset, LONGEST_INDEX, LONGEST.width, codes[old],
+                          buckets[LONGEST_INDEX][old], deltas[rows[old]], customers)  # fmt: skip
         churn = codes_of.get(CHURN)
         if churn is not None:
             mine = codes == churn

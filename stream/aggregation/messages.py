@@ -9,10 +9,11 @@ from stream.kpi.segments import is_customer
 
 
 class Entry(msgspec.Struct, array_like=True):
-    """One delta for one segment at one event time: of one source message (`window` -1: it
-    lands in every window's live bucket of `t`), or a batch's sum for one bucket of one window
-    (`window` the index into WINDOWS, `t` the bucket's start; len(WINDOWS): the churn segment's
-    all-time totals), stream/aggregation/batch_sums.py."""
+    """One delta for one segment at one event time: of one source message, or a batch's sum
+    for one bucket (stream/aggregation/batch_sums.py). `window` -1: it lands in every window's
+    live bucket of `t` (a message's entry, a customer's sum per bucket of the finest window);
+    otherwise the index into WINDOWS of the one window it lands in, `t` the bucket's start
+    (len(WINDOWS): the churn segment's all-time totals)."""
 
     offset: int
     segment: str
@@ -52,12 +53,18 @@ def split_partial(partial: Partial, max_entries: int = MAX_ENTRIES) -> list[Part
 
 
 def together(first: Entry, second: Entry) -> bool:
-    """Whether two consecutive entries must travel in one record: those of one source message
-    (a revision's removal and addition), and a batch's sums (one tag), except customers' sums,
-    which each reach a state of their own."""
+    """Whether two consecutive entries must travel in one record: those of one tag (a source
+    message's, or a batch's sums), except two customers', which reach states of their own.
+    Stage 2 compares an entry with its key's mark as it stood before the record, so entries
+    of one tag that reach one state (a revision's removal and addition, a group's members, a
+    customer's sums in two buckets of one hour) must not be split apart."""
     if first.offset != second.offset:
         return False
-    return not (second.window >= 0 and is_customer(first.segment) and is_customer(second.segment))
+    return not (
+        first.segment != second.segment
+        and is_customer(first.segment)
+        and is_customer(second.segment)
+    )
 
 
 class Contribution(msgspec.Struct, array_like=True):

@@ -105,20 +105,21 @@ class PartialsBuilder:
 
 def split_sums(entries: list[Entry], max_entries: int, shards: int) -> list[list[Entry]]:
     """`entries` (sums of one tag) in chunks of about `max_entries`, never splitting the
-    sums of one state record (segment or group, window, bucket); customers' sums, a state
-    record each, fill the chunks up."""
+    sums that reach one state record: a (segment or group, window, bucket)'s, and all of one
+    customer's (its sums per finest bucket share the longer windows' buckets)."""
     if len(entries) <= max_entries:
         return [entries] if entries else []
-    customers = [e for e in entries if is_customer(e.segment)]
     records: dict[tuple[str, int, float], list[Entry]] = defaultdict(list)
     for entry in entries:
-        if not is_customer(entry.segment):
+        if is_customer(entry.segment):
+            records[(entry.segment, -1, 0.0)].append(entry)
+        else:
             group = group_of(entry.segment, shards)
             stored = entry.segment if group is None else group[0]
             records[(stored, entry.window, entry.t)].append(entry)
     # A chunk holds at most max(max_entries, the largest state record's sums) entries.
     chunks: list[list[Entry]] = [[]]
-    for record in [*records.values(), *([c] for c in customers)]:
+    for record in records.values():
         if chunks[-1] and len(chunks[-1]) + len(record) > max_entries:
             chunks.append([])
         chunks[-1] += record

@@ -445,15 +445,15 @@ def _customer_changes(
     return rows
 
 
-def customer_chunks(partials: list[Partial]) -> list[list[Partial]]:
+def customer_chunks(partials: list[Partial], max_entries: int = MAX_ENTRIES) -> list[list[Partial]]:
     """The customer entries of `partials` (what the customers' delta log keeps), as records
-    of at most about MAX_ENTRIES entries each."""
+    of at most about `max_entries` entries each."""
     chunks: list[list[Partial]] = [[]]
     size = 0
     for partial in partials:
         entries = [e for e in partial.entries if is_customer(e.segment)]
-        for piece in split_partial(Partial(partial.src, entries)) if entries else []:
-            if size and size + len(piece.entries) > MAX_ENTRIES:
+        for piece in split_partial(Partial(partial.src, entries), max_entries) if entries else []:
+            if size and size + len(piece.entries) > max_entries:
                 chunks.append([])
                 size = 0
             chunks[-1].append(piece)

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.aggregation.buckets import KeyPlan, apply_partial, window_vectors
+from stream.aggregation.buckets import KeyPlan, apply_partial, parse_key, window_vectors
 from stream.aggregation.dedupe import decide_revision
 from stream.aggregation.messages import (
     BucketState,
@@ -38,11 +38,11 @@ from stream.aggregation.messages import (
 from stream.aggregation.routing import owner_partition
 from stream.aggregation.stage1 import Parsed, plan_batch
 from stream.channels import TimeLimits
-from stream.kpi import report
+from stream.kpi import report, sci
 from stream.kpi import response as response_kpi
 from stream.kpi import summary as s
-from stream.kpi.segments import response_segments
-from stream.kpi.windows import WINDOWS
+from stream.kpi.segments import is_customer, response_segments
+from stream.kpi.windows import BY_NAME, WINDOWS
 from stream.models import Acsi, Scores, SurveyResponse
 
 NOW = 1_714_600_000.0
@@ -98,6 +98,10 @@ scores = (
 ages = st.one_of(st.integers(0, 6 * 86400), st.integers(0, 900)).map(float)
 
 
+def segments_of(r: SurveyResponse) -> list[str]:
+    return response_segments(r.channel, r.queue, r.agent_id, r.customer_id)
+
+
 @st.composite
 def answers(draw: st.DrawFn, response_id: str, revision: int) -> Answer:
     t = NOW - draw(ages)
@@ -108,11 +112,12 @@ def answers(draw: st.DrawFn, response_id: str, revision: int) -> Answer:
         scores=draw(scores),
         queue=draw(st.sampled_from([None, "billing", "sales"])),
         agent_id=draw(st.sampled_from([None, "a1", "a2"])),
+        customer_id=draw(st.sampled_from([None, "k1", "k2"])),
         revision=revision,
     )
     contribution = Contribution(
         t,
-        response_segments(response.channel, response.queue, response.agent_id),
+        segments_of(response),
         response_kpi.contribution(response),
     )
     return Answer(response, contribution)
@@ -233,14 +238,30 @@ def expected_vectors(
     for response_id, revision in events:
         winners[response_id] = max(revision, winners.get(response_id, -1))
     totals: dict[tuple[str, str], list[float]] = defaultdict(s.initialize)
+    customers: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for response_id, revision in winners.items():
         r = contents[(response_id, revision)].response
         t = r.occurred_at.timestamp()
         sparse = response_kpi.contribution(r)
-        for segment in response_segments(r.channel, r.queue, r.agent_id):
+        for segment in segments_of(r):
             for window in WINDOWS:
                 if window.contains(window.bucket(t), NOW):
-                    s.add(totals[(segment, window.name)], sparse)
+                    if is_customer(segment):
+                        sci.add_to_customer(customers[(segment, window.name)], sparse)
+                    else:
+                        s.add(totals[(segment, window.name)], sparse)
+    return {**totals, **customers}
+
+
+def customer_vectors(states: Mapping[bytes, BucketState]) -> dict[tuple[str, str], list[float]]:
+    """The customers' [sum, n] per (customer, window) at NOW, from stage 2's states."""
+    totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for key, state in states.items():
+        segment, window, bucket = parse_key(key)
+        if is_customer(segment) and BY_NAME[window].contains(bucket, NOW):
+            total = totals[(segment, window)]
+            total[0] += state.vector[0]
+            total[1] += state.vector[1]
     return totals
 
 
@@ -281,7 +302,7 @@ def test_windows_hold_exactly_the_winning_revisions(
 ) -> None:
     events, contents = generated
     stage2, _ = simulate(events, contents, data.draw)
-    actual = window_vectors(stage2.states, NOW)
+    actual = window_vectors(stage2.states, NOW) | customer_vectors(stage2.states)
     expected = expected_vectors(events, contents)
 
     # The all-channels/all-queues 7-day window: every response counts there.
@@ -292,11 +313,11 @@ def test_windows_hold_exactly_the_winning_revisions(
     assert streamed.keys() == one_pass.keys()
     for key, value in one_pass.items():
         assert math.isclose(streamed[key], value, rel_tol=1e-9, abs_tol=1e-9), key
-    # Every other segment and window too; those that lost all answers hold zeros.
+    # Every other segment and window too, customers included (their [sum, n] of SCI
+    # answers); those that lost all answers hold zeros.
     for where in expected.keys() | actual.keys():
-        assert_same_vector(
-            actual.get(where, s.initialize()), expected.get(where, s.initialize()), where
-        )
+        zero = [0.0, 0.0] if is_customer(where[0]) else s.initialize()
+        assert_same_vector(actual.get(where, zero), expected.get(where, zero), where)
 
 
 class Scripted:

@@ -1,4 +1,4 @@
-"""The stage-1 planner's pre-aggregation: sums per (segment, 15 s bucket), one entry per
+"""The stage-1 planner's pre-aggregation: sums per (segment, window, bucket), one entry per
 message when the batch reaches back to the in-flight mark, and partials that stage 2 applies
 to the same totals either way."""
 
@@ -11,9 +11,16 @@ import msgspec
 import pytest
 
 from stream.aggregation.batch_sums import ALL_TIME_TARGET, BatchSums
-from stream.aggregation.buckets import KeyPlan, apply_partial, window_vectors
+from stream.aggregation.buckets import KeyPlan, apply_partial, parse_key, window_vectors
 from stream.aggregation.dedupe import decide_revision
-from stream.aggregation.messages import BucketState, Contribution, Entry, Partial, split_partial
+from stream.aggregation.messages import (
+    BucketState,
+    Contribution,
+    Entry,
+    IdState,
+    Partial,
+    split_partial,
+)
 from stream.aggregation.stage1 import Parsed, PartialsBuilder, Stage1Plan, plan_batch
 from stream.channels import TimeLimits
 from stream.kpi import summary
@@ -141,13 +148,39 @@ def test_large_batches_split_their_sums_between_state_records_only() -> None:
     )
 
 
-def test_customers_sums_split_anywhere_other_entries_of_one_offset_stay_together() -> None:
+def test_two_customers_split_apart_other_entries_of_one_offset_stay_together() -> None:
     customers = [Entry(9, f"c|{i}", 0.0, [33, 60, 34, 1], 3) for i in range(10)]
     queue = [Entry(9, f"q|sms|{name}", 0.0, [0, 1], 3) for name in ("a", "b", "c")]
     pieces = split_partial(Partial("t:0", customers + queue), max_entries=4)
     assert [len(p.entries) for p in pieces] == [4, 4, 5]  # the queues' sums stay together
-    message = [Entry(9, f"c|{i}", 0.0, [33, 60], -1) for i in range(6)]  # one message's entries
+    # One customer's sums in two buckets of one hour (both reach the hour's state).
+    one = [Entry(9, "c|7", t, [33, 60, 34, 1], -1) for t in (0.0, 15.0, 30.0, 45.0, 60.0)]
+    assert len(split_partial(Partial("t:0", one), max_entries=4)) == 1
+    message = [Entry(9, "q|sms|a", 0.0, [0, 1], -1) for _ in range(6)]  # one message's entries
     assert len(split_partial(Partial("t:0", message), max_entries=4)) == 1
+
+
+def test_a_customers_sums_land_in_every_window_and_travel_in_one_record() -> None:
+    # c|x answers three times within one hour of the last five minutes: one sum per 15 s
+    # bucket, each landing in every window, and all of them in one record however small.
+    now = NOW.timestamp()
+    times = [now - 200, now - 190, now - 100]
+    builder = PartialsBuilder(lambda s: 0, "t:0", now, max_entries=1)
+    for t in times:
+        sparse = [summary.SCI_SUM, 60, summary.SCI_N, 1]
+        builder.add_summed(IdState(0, "t:0", 0, Contribution(t, ["c|x", "q|all|all"], sparse)))
+    records = builder.records(99)[0]
+    customer = [r for r in records if any(e.segment == "c|x" for e in r.entries)]
+    assert len(customer) == 1
+    entries = customer[0].entries
+    assert {e.window for e in entries} == {-1}
+    assert sorted(e.t for e in entries) == sorted(15.0 * (t // 15) for t in set(times))
+    states: dict[bytes, BucketState] = {}
+    for record in records:
+        apply_partial(states, record, now)
+    for window in WINDOWS:
+        keys = [k for k in states if k.startswith(b"c|x") and parse_key(k)[1] == window.name]
+        assert sum(states[k].vector[1] for k in keys) == 3, window.name
 
 
 def test_ids_of_another_partition_are_re_published_there_and_not_decided() -> None:
