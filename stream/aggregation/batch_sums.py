@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +57,13 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
 
+class Names(NamedTuple):
+    """A batch's segments by integer code, and which of them are customers'."""
+
+    segments: list[str]
+    customers: npt.NDArray[np.bool_]
+
+
 class BatchSums:
     """The contributions of one batch (`add`), summed per (segment, window, bucket) at `now`
     (`entries`)."""
@@ -66,7 +74,6 @@ class BatchSums:
         self.signs: list[float] = []
         self.segment_lists: list[list[str]] = []
         self.deltas: list[list[float]] = []  # sparse: [slot, value, slot, value, ...]
-        self.segments: list[str] = []  # by integer code, set by `entries`
 
     def __len__(self) -> int:
         return len(self.times)
@@ -89,13 +96,12 @@ class BatchSums:
             ),
             np.int64,
         )
-        self.segments = list(codes_of)
+        names = Names(list(codes_of), np.fromiter(map(is_customer, codes_of), bool, len(codes_of)))
         rows = np.repeat(np.arange(len(self.times)), [len(s) for s in self.segment_lists])
-        customers = np.fromiter(map(is_customer, self.segments), bool, len(self.segments))
         times = np.asarray(self.times)
         deltas = self._dense_deltas()
         out: list[Entry] = []
-        of_customer = customers[codes]
+        of_customer = names.customers[codes]
         # Per window: each row's bucket, and whether it is live (one bucket of margin).
         buckets = [np.floor(times / w.width).astype(np.int64)[rows] for w in WINDOWS]
         live = [b >= math.floor(self.now / w.width) - w.buckets
@@ -103,7 +109,7 @@ class BatchSums:
         for index, window in enumerate(WINDOWS):
             mine = live[index] & ~of_customer
             out += self._sums(offset, index, window.width, codes[mine], buckets[index][mine],
-                              deltas[rows[mine]], customers)  # fmt: skip
+                              deltas[rows[mine]], names)  # fmt: skip
         # A customer rarely answers twice in a batch: sums per window would be an entry per
         # answer and window. A recent answer's sum per (customer, finest bucket) lands in every
         # window's bucket holding it instead (window -1), as one message's entry does; an
@@ -112,15 +118,15 @@ class BatchSums:
         old = live[LONGEST_INDEX] & of_customer & ~recent
         finest = np.floor(times / FINEST.width).astype(np.int64)[rows]
         out += self._sums(offset, -1, FINEST.width, codes[recent], finest[recent],
-                          deltas[rows[recent]], customers)  # fmt: skip
+                          deltas[rows[recent]], names)  # fmt: skip
         out += self._sums(offset, LONGEST_INDEX, LONGEST.width, codes[old],
-                          buckets[LONGEST_INDEX][old], deltas[rows[old]], customers)  # fmt: skip
+                          buckets[LONGEST_INDEX][old], deltas[rows[old]], names)  # fmt: skip
         churn = codes_of.get(CHURN)
         if churn is not None:
             mine = codes == churn
             zero = np.zeros(int(mine.sum()), dtype=np.int64)
             out += self._sums(offset, ALL_TIME_TARGET, 0, codes[mine], zero, deltas[rows[mine]],
-                              customers)  # fmt: skip
+                              names)  # fmt: skip
         return out
 
     def _dense_deltas(self) -> Floats:
@@ -145,7 +151,7 @@ class BatchSums:
 
     def _sums(
         self, offset: int, window: int, width: int, codes: Ints, buckets: Ints, deltas: Floats,
-        customer_codes: npt.NDArray[np.bool_],
+        names: Names,
     ) -> list[Entry]:  # fmt: skip
         if not len(codes):
             return []
@@ -156,7 +162,7 @@ class BatchSums:
         starts = np.flatnonzero(np.diff(inverse[order], prepend=-1))
         sums = np.add.reduceat(deltas[order], starts, axis=0)
         # A customer's buckets keep only its SCI slots (stream.kpi.sci): send only those.
-        customers = customer_codes[keys // span]
+        customers = names.customers[keys // span]
         sums[np.ix_(customers, NOT_CUSTOMER_SLOTS)] = 0.0
         key_rows, slots = np.nonzero(sums)
         sparse = np.empty(2 * len(slots))
@@ -164,7 +170,7 @@ class BatchSums:
         sparse[1::2] = sums[key_rows, slots]
         flat = sparse.tolist()
         cuts = np.searchsorted(key_rows, np.arange(len(keys) + 1)).tolist()
-        segments = self.segments
+        segments = names.segments
         out = []
         for i, (code, bucket) in enumerate(
             zip((keys // span).tolist(), (keys % span + low).tolist(), strict=True)

@@ -33,7 +33,7 @@ from stream.aggregation.messages import (
     Partial,
     split_partial,
 )
-from stream.aggregation.routing import id_partition, id_partitions, owner_partition
+from stream.aggregation.routing import id_partitions, owner_partition
 from stream.aggregation.stage1 import Parsed, Parser, plan_batch
 from stream.aggregation.stage2 import apply_batch, copy_state, keys_touched
 from stream.channels import Accepted, Rejected, TimeLimits, adapt_canonical
@@ -134,9 +134,6 @@ class KpiEngine:
     def writes(self) -> dict[str, int]:
         """Write counters of the stage-2 tables: readers cache rows until these move."""
         return {"buckets": self.buckets.writes, "customers": self.customers.writes}
-
-    def home_of(self, key: bytes) -> int:
-        return id_partition(key, self.partitions, self.partitioner)
 
     def homes_of(self, keys: list[bytes]) -> list[int]:
         return id_partitions(keys, self.partitions, self.partitioner).tolist()
@@ -272,9 +269,9 @@ class KpiEngine:
             take.sent += await send_batched(app, self.names.partials, dest, values, producer)
             metrics.written(self.names.partials, len(values))
         followups: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
-        for f in plan.followups:
-            key = f.response_id.encode()
-            followups[self.home_of(key)].append((key, _encode_json(f)))
+        keys = [f.response_id.encode() for f in plan.followups]
+        for key, home, f in zip(keys, self.homes_of(keys), plan.followups, strict=True):
+            followups[home].append((key, _encode_json(f)))
         for home, items in followups.items():
             take.sent += await send_batched(app, self.names.followups, home, items, producer)
         metrics.written(self.names.followups, len(plan.followups))
