@@ -79,23 +79,34 @@ class CodecTable(faust.Table):
         store: Any = self.data
         return store._db_for_partition(partition)
 
-    def get_many(self, partition: int, keys: Sequence[bytes], staged: bool = True) -> list[Any]:
+    def get_many(
+        self,
+        partition: int,
+        keys: Sequence[bytes],
+        staged: bool = True,
+        copy: Callable[[Any], Any] | None = None,
+    ) -> list[Any]:
         """The values of `keys` in `partition` (None where absent), staged writes included
         unless `staged` is False (the read side: what is committed only): one RocksDB
-        multi-get."""
+        multi-get. `copy`: applied to every value the table holds a reference to (the memory
+        store's, a staged one), so that the caller may change what it gets; a value decoded
+        from RocksDB is the caller's already, and is not copied."""
         if not keys:
             return []
         staged_values = self.staged.get(partition) if staged else None
         if not self.on_rocksdb:
             data = self.data.data
             found = [data.get(key) for key in keys]
+            if copy is not None:
+                found = [None if value is None else copy(value) for value in found]
         else:
             raws = self._db(partition).get(list(keys))
             found = [None if raw is None else self.decode(raw) for raw in raws]
         if staged_values:
             for i, key in enumerate(keys):
                 if key in staged_values:
-                    found[i] = staged_values[key][0]
+                    value = staged_values[key][0]
+                    found[i] = value if copy is None or value is None else copy(value)
         return found
 
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:

@@ -50,8 +50,11 @@ class Segment:
         return cls(CHURN)
 
 
+CUSTOMER_PREFIX = "c" + SEP  # a customer's segment, and so its bucket keys, start with it
+
+
 def is_customer(segment: str) -> bool:
-    return segment.startswith("c" + SEP)
+    return segment.startswith(CUSTOMER_PREFIX)
 
 
 def shard_of(member_id: str, shards: int) -> int:

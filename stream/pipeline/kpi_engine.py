@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -52,6 +52,7 @@ from stream.kpi import response as response_kpi
 from stream.kpi import summary
 from stream.kpi.segments import (
     CHURN,
+    CUSTOMER_PREFIX,
     dispatch_segments,
     is_customer,
     response_segments,
@@ -65,6 +66,7 @@ from stream.pipeline.normalise import reject
 from stream.pipeline.transactions import PartitionTransactions, Take, each
 
 EXPIRY_EVERY = 30.0
+CUSTOMER_KEYS = CUSTOMER_PREFIX.encode()  # the customers' table holds these keys
 # Partial records stage 2 applies in one stretch: each holds up to MAX_ENTRIES entries.
 ROUND_PARTIALS = 8
 _encode = msgspec.msgpack.Encoder().encode
@@ -294,8 +296,13 @@ class KpiEngine:
         table.put_many(partition, dict.fromkeys(gone))
 
     # -- stage 2 -------------------------------------------------------------------------------
-    def table_for(self, key: bytes) -> CodecTable:
-        return self.customers if key.startswith(b"c|") else self.buckets
+    def by_table(self, keys: Iterable[bytes]) -> list[tuple[CodecTable, list[bytes]]]:
+        """`keys` split between the buckets' table and the customers'."""
+        customers: list[bytes] = []
+        buckets: list[bytes] = []
+        for key in keys:
+            (customers if key.startswith(CUSTOMER_KEYS) else buckets).append(key)
+        return [(self.buckets, buckets), (self.customers, customers)]
 
     async def aggregate(self, batches: list[RecordBatch]) -> None:
         for round_ in rounds(batches, ROUND_PARTIALS):
@@ -330,8 +337,8 @@ class KpiEngine:
         before = self._customer_vectors(states)
         changed = apply_batch(states, partials, plan, self.member_limits)
         customer_changes = _customer_changes(before, states, changed)
-        for table in (self.buckets, self.customers):
-            table.put_many(partition, {k: states[k] for k in changed if self.table_for(k) is table})
+        for table, keys in self.by_table(changed):
+            table.put_many(partition, {k: states[k] for k in keys})
         for chunk, deltas in enumerate(customer_chunks(partials)):
             key = f"{partition}@{batch.records[0].offset}#{chunk}".encode()
             self.customers.log_deltas(partition, key, _encode(deltas))
@@ -345,7 +352,7 @@ class KpiEngine:
         now = time.time()
         partials = [p for value in values for p in _decode_partials(value)]
         plan = KeyPlan(now, self.partitions)
-        keys = [k for k in keys_touched(partials, plan) if k.startswith(b"c|")]
+        keys = [k for k in keys_touched(partials, plan) if k.startswith(CUSTOMER_KEYS)]
         states = {
             k: v for k, v in zip(keys, self.customers.get_many(partition, keys), strict=True) if v
         }
@@ -357,7 +364,9 @@ class KpiEngine:
     @staticmethod
     def _customer_vectors(states: dict[bytes, BucketState]) -> dict[bytes, tuple[float, float]]:
         """The customers' [sum, n] among `states`, before a change."""
-        return {k: (s.vector[0], s.vector[1]) for k, s in states.items() if k.startswith(b"c|")}
+        return {
+            k: (s.vector[0], s.vector[1]) for k, s in states.items() if k.startswith(CUSTOMER_KEYS)
+        }
 
     def _feed_customer_sums(self, partition: int, changes: list[CustomerChange]) -> None:
         built = self._customer_sums.get(partition)
@@ -385,13 +394,14 @@ class KpiEngine:
         return built[1].band_counts(now)
 
     def _load(self, partition: int, keys: set[bytes]) -> dict[bytes, BucketState]:
-        """The stored states of `keys` (copies: the batch writes back what it changes)."""
+        """The stored states of `keys`, the batch's own to change: it writes back what it
+        changes (copies of what a table holds; RocksDB's are decoded afresh)."""
         states: dict[bytes, BucketState] = {}
-        for table in (self.buckets, self.customers):
-            mine = [k for k in keys if self.table_for(k) is table]
-            for key, state in zip(mine, table.get_many(partition, mine), strict=True):
+        for table, mine in self.by_table(keys):
+            for key, state in zip(mine, table.get_many(partition, mine, copy=copy_state),
+                                  strict=True):  # fmt: skip
                 if state is not None:
-                    states[key] = copy_state(state)
+                    states[key] = state
         return states
 
     def _expire(self, partition: int, now: float) -> None:
@@ -413,14 +423,14 @@ class KpiEngine:
 
     def customer_items(self, partition: int) -> Iterator[tuple[bytes, BucketState]]:
         for key, state in self.customers.items_in({partition}):
-            if key.startswith(b"c|"):
+            if key.startswith(CUSTOMER_KEYS):
                 yield key, state
 
     def owned_items(self, customers: bool = False) -> Iterator[tuple[bytes, BucketState]]:
         owned = self.owned_partitions()
         if customers:
             for key, state in self.customers.items_in(owned):
-                if key.startswith(b"c|"):
+                if key.startswith(CUSTOMER_KEYS):
                     yield key, state
             return
         for key, state in self.buckets.items_in(owned):
@@ -434,7 +444,7 @@ def _customer_changes(
     """(segment, window, bucket, sum change, count change) of the changed customer keys."""
     rows = []
     for key in changed:
-        if key.startswith(b"c|"):
+        if key.startswith(CUSTOMER_KEYS):
             segment, window, bucket = parse_key(key)
             old_sum, old_n = before.get(key, (0.0, 0.0))
             vector = states[key].vector

@@ -141,6 +141,38 @@ def test_a_codec_table_counts_the_changelog_batches_faust_applies(tmp_path) -> N
     assert table.get_many(3, [b"k1"], staged=False) == [b"v1"]  # what is committed only
 
 
+def test_get_many_copies_only_the_values_a_table_holds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    copies: list[object] = []
+
+    def copy(value: list[int]) -> list[int]:
+        copies.append(value)
+        return list(value)
+
+    memory = faustx.CodecTable(
+        create_app(Settings(data_dir=tmp_path), KafkaSettings()), value_codec="raw",
+        encode=lambda v: bytes(v), decode=list, name="held", store="memory://local",
+        partitions=4,
+    )  # fmt: skip
+    memory.data.data[b"k"] = [1, 2]
+    memory.put_many(0, {b"s": [3]})
+    got = memory.get_many(0, [b"k", b"s", b"none"], copy=copy)
+    assert got == [[1, 2], [3], None] and len(copies) == 2
+    got[0].append(9)
+    got[1].append(9)
+    assert memory.get_many(0, [b"k", b"s"]) == [[1, 2], [3]]  # what the table holds is intact
+
+    copies.clear()
+    rocks = faustx.StateLogTable(
+        create_app(Settings(data_dir=tmp_path / "r"), KafkaSettings()), retention=3600.0,
+        value_codec="raw", encode=lambda v: bytes(v), decode=list, name="decoded",
+        store="rocksdb://", partitions=4,
+    )  # fmt: skip
+    rocks.write_store(1, {b"k": [1, 2]})
+    rocks.put_many(1, {b"s": [3]})
+    assert rocks.get_many(1, [b"k", b"s"], copy=copy) == [[1, 2], [3]]
+    assert copies == [[3]]  # the staged value only: a decoded one is the caller's already
+
+
 def state_table(tmp_path, retention: float | None = 3600.0) -> faustx.StateLogTable:  # type: ignore[no-untyped-def]
     app = create_app(Settings(data_dir=tmp_path), KafkaSettings())
     return faustx.StateLogTable(
