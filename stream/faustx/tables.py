@@ -89,8 +89,8 @@ class CodecTable(faust.Table):
         """The values of `keys` in `partition` (None where absent), staged writes included
         unless `staged` is False (the read side: what is committed only): one RocksDB
         multi-get. `copy`: applied to every value the table holds a reference to (the memory
-        store's, a staged one), so that the caller may change what it gets; a value decoded
-        from RocksDB is the caller's already, and is not copied."""
+        store's and its staged ones), so that the caller may change what it gets; a RocksDB
+        table's values, staged ones included, are decoded afresh and not copied."""
         if not keys:
             return []
         staged_values = self.staged.get(partition) if staged else None
@@ -105,8 +105,11 @@ class CodecTable(faust.Table):
         if staged_values:
             for i, key in enumerate(keys):
                 if key in staged_values:
-                    value = staged_values[key][0]
-                    found[i] = value if copy is None or value is None else copy(value)
+                    value, raw = staged_values[key]
+                    if self.on_rocksdb:  # staged as bytes only (`_stage`)
+                        found[i] = None if raw is None else self.decode(raw)
+                    else:
+                        found[i] = value if copy is None or value is None else copy(value)
         return found
 
     def put_many(self, partition: int, values: Mapping[bytes, Any]) -> None:
@@ -121,8 +124,14 @@ class CodecTable(faust.Table):
     def _stage(self, partition: int, values: Mapping[bytes, Any]) -> dict[bytes, bytes | None]:
         encoded = {k: None if v is None else self.encode(v) for k, v in values.items()}
         staged = self.staged.setdefault(partition, {})
-        for key, raw in encoded.items():
-            staged[key] = (values[key], raw)
+        if self.on_rocksdb:
+            # RocksDB takes the bytes: the objects need not live on until the take commits
+            # (a stage-2 take's customer states are most of a worker's peak memory).
+            for key, raw in encoded.items():
+                staged[key] = (None, raw)
+        else:
+            for key, raw in encoded.items():
+                staged[key] = (values[key], raw)
         return encoded
 
     def _partitions(self, partition: int | None) -> list[int]:

@@ -168,9 +168,12 @@ def test_get_many_copies_only_the_values_a_table_holds(tmp_path) -> None:  # typ
         store="rocksdb://", partitions=4,
     )  # fmt: skip
     rocks.write_store(1, {b"k": [1, 2]})
-    rocks.put_many(1, {b"s": [3]})
-    assert rocks.get_many(1, [b"k", b"s"], copy=copy) == [[1, 2], [3]]
-    assert copies == [[3]]  # the staged value only: a decoded one is the caller's already
+    staged = [3]
+    rocks.put_many(1, {b"s": staged})
+    got = rocks.get_many(1, [b"k", b"s"], copy=copy)
+    assert got == [[1, 2], [3]] and got[1] is not staged
+    assert copies == []  # RocksDB's values, staged ones too, are decoded afresh
+    assert rocks.staged[1][b"s"][0] is None  # a staged value is held as bytes only
 
 
 def state_table(tmp_path, retention: float | None = 3600.0) -> faustx.StateLogTable:  # type: ignore[no-untyped-def]
