@@ -6,7 +6,7 @@ batch touches thousands of 15 s buckets) and `live` (the last 4 minutes, as a co
 center's live traffic). The baseline runs from a git worktree of REV under var/bench, with
 this checkout's venv (same dependencies). Each figure is a ratio measured in this one run.
 
-    python -m bench.cores --baseline b757fcc --events 200000
+    python -m bench.cores --baseline b757fcc --events 200000 [--this-first]
 """
 
 from __future__ import annotations
@@ -51,14 +51,23 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--shapes", default="spread,live")
     parser.add_argument("--output", type=Path, default=RESULTS / "cores-latest.json")
+    parser.add_argument(
+        "--this-first", action="store_true",
+        help="run this checkout before the baseline (alternate the order to tell a "
+        "revision's effect from its position's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     kafka = KafkaSettings()
     baseline = checkout(args.baseline)
-    result: dict[str, Any] = {"baseline": args.baseline, "events": args.events, "runs": {}}
+    order = [("baseline", baseline), ("this", PROJECT_ROOT)]
+    if args.this_first:
+        order.reverse()
+    result: dict[str, Any] = {"baseline": args.baseline, "events": args.events, "runs": {},
+                              "order": [name for name, _ in order]}  # fmt: skip
     for shape in args.shapes.split(","):
         messages = shaped(args.events, shape)
         run: dict[str, Any] = {}
-        for name, cwd in (("baseline", baseline), ("this", PROJECT_ROOT)):
+        for name, cwd in order:
             # each run its own topics (the internal ones too), the same messages preloaded
             prefix = f"cores{uuid.uuid4().hex[:6]}."
             settings = Settings(topic_prefix=prefix)
