@@ -69,7 +69,7 @@ EXPIRY_EVERY = 30.0
 CUSTOMER_KEYS = CUSTOMER_PREFIX.encode()  # the customers' table holds these keys
 # Partial records stage 2 applies in one stretch: each holds up to MAX_ENTRIES entries (a
 # customer's sum reaches a state per window). Fewer per stretch hold fewer states until the
-# take commits, but write more changelog records per answer: 3 instead of 8 measured 80 MB
+# take commits, but write more changelog records per answer: 3 instead of 8 measured 52-85 MB
 # less peak RSS and 1.5-1.8x the records (docs/performance.md).
 ROUND_PARTIALS = 8
 _encode = msgspec.msgpack.Encoder().encode
