@@ -35,7 +35,8 @@ def batches(
     events: int, size: int, shape: str = "spread"
 ) -> list[tuple[int, list[tuple[int, bytes]]]]:
     """(partition, [(offset, value)]) in batches of `size` per partition, as a worker reads;
-    `shape` as bench.cores: "spread" over six days, or "live" (the last four minutes)."""
+    `shape` as bench.workload.shaped: "spread" over six days, or "live" (the last four
+    minutes)."""
     by_partition: dict[int, list[bytes]] = defaultdict(list)
     for key, value in shaped(events, shape):
         by_partition[id_partition(key, PARTITIONS)].append(value)

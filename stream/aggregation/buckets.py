@@ -9,6 +9,7 @@ from stream.aggregation.messages import BucketState, Entry, Partial
 from stream.kpi import sci, summary
 from stream.kpi.segments import (
     CHURN,
+    CUSTOMER_PREFIX,
     OTHER,
     group_kind,
     group_of,
@@ -21,6 +22,10 @@ from stream.kpi.windows import WINDOWS, Window
 SEP = "\x1f"
 ALL_TIME = "all"  # the churn segment's all-time totals live in (churn, all, 0)
 AFTER = "+after"  # (segment, window + AFTER): buckets after the window's end (future events)
+
+
+# A customer's bucket keys start with its segment's prefix (the customers' table holds them).
+CUSTOMER_KEYS = CUSTOMER_PREFIX.encode()
 
 
 def bucket_key(segment: str, window: str, bucket: int) -> bytes:

@@ -124,14 +124,11 @@ class CodecTable(faust.Table):
     def _stage(self, partition: int, values: Mapping[bytes, Any]) -> dict[bytes, bytes | None]:
         encoded = {k: None if v is None else self.encode(v) for k, v in values.items()}
         staged = self.staged.setdefault(partition, {})
-        if self.on_rocksdb:
-            # RocksDB takes the bytes: the objects need not live on until the take commits
-            # (a stage-2 take's customer states are most of a worker's peak memory).
-            for key, raw in encoded.items():
-                staged[key] = (None, raw)
-        else:
-            for key, raw in encoded.items():
-                staged[key] = (values[key], raw)
+        # RocksDB takes the bytes: the objects need not live on until the take commits (a
+        # stage-2 take's customer states are most of a worker's peak memory).
+        keep = not self.on_rocksdb
+        for key, raw in encoded.items():
+            staged[key] = (values[key] if keep else None, raw)
         return encoded
 
     def _partitions(self, partition: int | None) -> list[int]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from stream.aggregation.buckets import KeyPlan, expired, parse_key
+from stream.aggregation.buckets import CUSTOMER_KEYS, KeyPlan, expired, parse_key
 from stream.aggregation.customer_sums import CustomerChange, CustomerSums
 from stream.aggregation.dedupe import decide_lifecycle, decide_once, decide_revision
 from stream.aggregation.messages import (
@@ -52,7 +52,6 @@ from stream.kpi import response as response_kpi
 from stream.kpi import summary
 from stream.kpi.segments import (
     CHURN,
-    CUSTOMER_PREFIX,
     dispatch_segments,
     is_customer,
     response_segments,
@@ -66,7 +65,6 @@ from stream.pipeline.normalise import reject
 from stream.pipeline.transactions import PartitionTransactions, Take, each
 
 EXPIRY_EVERY = 30.0
-CUSTOMER_KEYS = CUSTOMER_PREFIX.encode()  # the customers' table holds these keys
 # Partial records stage 2 applies in one stretch: each holds up to MAX_ENTRIES entries (a
 # customer's sum reaches a state per window). Fewer per stretch hold fewer states until the
 # take commits, but write more changelog records per answer: 3 instead of 8 measured 52-85 MB

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from stream.aggregation.buckets import AFTER, ALL_TIME, parse_key, window_vectors
+from stream.aggregation.buckets import AFTER, ALL_TIME, CUSTOMER_KEYS, parse_key, window_vectors
 from stream.aggregation.group_sums import MemberBucket
 from stream.aggregation.messages import BucketState
 from stream.kpi import churn, report
@@ -117,7 +117,7 @@ class KpiReader:
     def mark(self, partition: int, keys: Iterable[bytes]) -> None:
         """Bucket keys a batch wrote: their segments' rows are computed again when read."""
         for key in keys:
-            if key.startswith(b"c|"):
+            if key.startswith(CUSTOMER_KEYS):
                 continue  # customers: see KpiParts
             try:
                 segment = parse_key(key)[0]
